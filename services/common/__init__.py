@@ -1,0 +1,1 @@
+"""The library the three meshguard services share."""

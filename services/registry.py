@@ -1,0 +1,15 @@
+"""Assembles the validator registry from every service's validators.
+
+Each service exposes ``VALIDATORS: Mapping[(group, kind), Validator]``; this is the one place
+that lists them, so the webhook, the loaders and the CLI judge resources the same way.
+"""
+
+from __future__ import annotations
+
+from meshguard.common.validation import ValidatorRegistry
+
+
+def default_registry() -> ValidatorRegistry:
+    registry = ValidatorRegistry()
+    # Each service adds one line here: registry.register_all(<service>.validation.VALIDATORS)
+    return registry
