@@ -108,20 +108,27 @@ class ConfigStore(Generic[T]):
         try:
             snapshot = self._build()
         except FindingsError as exc:
-            LOAD_ERRORS.labels(self.name).inc()
-            log.error(
-                "config rejected; keeping the last good snapshot",
-                extra={
-                    "store": self.name,
-                    "active_version": self._current.version if self._current else None,
-                    "findings": [str(f) for f in exc.findings],
-                },
-            )
+            self._reject([str(f) for f in exc.findings])
+            return False
+        except Exception as exc:  # a compiler bug must not stop the watcher or the service
+            log.exception("config compiler failed", extra={"store": self.name})
+            self._reject([f"internal error: {exc!r}"])
             return False
         if self._current is not None and snapshot.version == self._current.version:
             return False
         self._activate(snapshot)
         return True
+
+    def _reject(self, findings: list[str]) -> None:
+        LOAD_ERRORS.labels(self.name).inc()
+        log.error(
+            "config rejected; keeping the last good snapshot",
+            extra={
+                "store": self.name,
+                "active_version": self._current.version if self._current else None,
+                "findings": findings,
+            },
+        )
 
     async def watch(self) -> None:
         """Poll for changes until cancelled. Polling resolved stat data catches every way a
