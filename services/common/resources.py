@@ -138,11 +138,12 @@ def parse_documents(text: str, file: str) -> Iterator[tuple[int, Any]]:
 
     A syntax error raises FindingsError naming the file, document and line.
     """
-    index = 0
+    index = 0  # the document being parsed, so a syntax error names the right one
     try:
-        for index, doc in enumerate(yaml.load_all(text, Loader=_Loader)):
+        for parsed, doc in enumerate(yaml.load_all(text, Loader=_Loader)):
+            index = parsed + 1
             if doc is not None:
-                yield index, doc
+                yield parsed, doc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
