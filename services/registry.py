@@ -6,10 +6,12 @@ that lists them, so the webhook, the loaders and the CLI judge resources the sam
 
 from __future__ import annotations
 
+from meshguard.authz import validation as authz_validation
 from meshguard.common.validation import ValidatorRegistry
 
 
 def default_registry() -> ValidatorRegistry:
     registry = ValidatorRegistry()
     # Each service adds one line here: registry.register_all(<service>.validation.VALIDATORS)
+    registry.register_all(authz_validation.VALIDATORS)
     return registry

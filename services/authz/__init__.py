@@ -1,0 +1,1 @@
+"""Istio-exact ext_authz service: AuthorizationPolicy + RequestAuthentication behind Envoy."""
