@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from meshguard.authz import validation as authz_validation
 from meshguard.common.validation import ValidatorRegistry
+from meshguard.ratelimit import validation as ratelimit_validation
 
 
 def default_registry() -> ValidatorRegistry:
     registry = ValidatorRegistry()
     # Each service adds one line here: registry.register_all(<service>.validation.VALIDATORS)
     registry.register_all(authz_validation.VALIDATORS)
+    registry.register_all(ratelimit_validation.VALIDATORS)
     return registry

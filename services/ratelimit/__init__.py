@@ -1,0 +1,1 @@
+"""Global rate limiting for Envoy: envoyproxy/ratelimit-compatible config, limiter, RLS."""

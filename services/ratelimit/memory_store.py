@@ -1,0 +1,90 @@
+"""The embedded counter store: exact fixed-window counters in this process.
+
+Right for one replica (and for ``meshguard up``): no network hop, so a decision is a few dict
+operations. Counters expire like Redis keys (TTL refreshed on every increment). Expiry is
+amortised: keys are kept in touch order per TTL, so the oldest key of each TTL is the next to
+expire and a sweep only looks at the front of each queue, never at the whole table. The table
+is bounded; when it is full the key closest to expiry goes first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from meshguard.ratelimit.store import Increment
+
+_SWEEP_BATCH = 256
+
+
+class MemoryStore:
+    def __init__(
+        self, max_keys: int = 1_000_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_keys = max_keys
+        self._clock = clock
+        self._counts: dict[str, int] = {}
+        self._deadline: dict[str, float] = {}
+        self._queues: dict[int, dict[str, None]] = {}  # ttl -> keys in touch order
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    async def increment(self, ops: Sequence[Increment]) -> list[int]:
+        return self.increment_now(ops)
+
+    def increment_now(self, ops: Sequence[Increment]) -> list[int]:
+        """Synchronous increment: the whole call is atomic on the event loop."""
+        now = self._clock()
+        self._sweep(now)
+        counts, deadlines, queues = self._counts, self._deadline, self._queues
+        results: list[int] = []
+        for key, addend, ttl in ops:
+            deadline = deadlines.get(key)
+            value = addend if deadline is None or deadline <= now else counts[key] + addend
+            if deadline is None and len(counts) >= self.max_keys:
+                self._evict_one()
+            counts[key] = value
+            deadlines[key] = now + ttl
+            queue = queues.get(ttl)
+            if queue is None:
+                queue = queues[ttl] = {}
+            queue.pop(key, None)
+            queue[key] = None
+            results.append(value)
+        return results
+
+    async def read(self, keys: Sequence[str]) -> list[int]:
+        now = self._clock()
+        return [self._counts[k] if self._deadline.get(k, 0.0) > now else 0 for k in keys]
+
+    async def close(self) -> None:
+        self._counts.clear()
+        self._deadline.clear()
+        self._queues.clear()
+
+    def _sweep(self, now: float) -> None:
+        budget = _SWEEP_BATCH
+        for queue in self._queues.values():
+            while queue and budget:
+                key = next(iter(queue))
+                deadline = self._deadline.get(key)
+                if deadline is not None and deadline > now:
+                    break
+                del queue[key]
+                if deadline is not None:
+                    del self._counts[key]
+                    del self._deadline[key]
+                budget -= 1
+
+    def _evict_one(self) -> None:
+        fronts = [
+            (self._deadline.get(next(iter(q)), 0.0), ttl) for ttl, q in self._queues.items() if q
+        ]
+        if not fronts:
+            return
+        _, ttl = min(fronts)
+        key = next(iter(self._queues[ttl]))
+        del self._queues[ttl][key]
+        self._counts.pop(key, None)
+        self._deadline.pop(key, None)

@@ -1,0 +1,267 @@
+"""``ShouldRateLimit``: match every descriptor, count, decide, shape the response.
+
+This is the reference's service logic on plain values: request checks, ``replaces``,
+``unlimited``, hits addends, the optional stop-increment pass, shadow / quota / global shadow
+mode, service-side RateLimit headers and dynamic metadata. The counter store is the only I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from meshguard.ratelimit.config import RateLimitConfig
+from meshguard.ratelimit.limiter import NearLimit, OverLimitCache, decide, decide_from_cache
+from meshguard.ratelimit.matcher import Match, match
+from meshguard.ratelimit.model import (
+    EMPTY_STATUS,
+    UNLIMITED_STATUS,
+    Code,
+    Request,
+    RequestError,
+    Response,
+    Status,
+)
+from meshguard.ratelimit.stats import Stats
+from meshguard.ratelimit.store import CounterStore, Increment
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    """Behaviour switches, named after the reference's environment variables."""
+
+    shadow_mode: bool = False  # SHADOW_MODE
+    quota_mode: bool = False  # QUOTA_MODE
+    stop_increment_when_over_limit: bool = False  # STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT
+    response_headers: bool = False  # LIMIT_RESPONSE_HEADERS_ENABLED
+    limit_header: str = "RateLimit-Limit"  # LIMIT_LIMIT_HEADER
+    remaining_header: str = "RateLimit-Remaining"  # LIMIT_REMAINING_HEADER
+    reset_header: str = "RateLimit-Reset"  # LIMIT_RESET_HEADER
+    dynamic_metadata: bool = False  # RESPONSE_DYNAMIC_METADATA
+    near_limit_ratio: float = 0.8  # NEAR_LIMIT_RATIO
+    cache_key_prefix: str = ""  # CACHE_KEY_PREFIX
+    expiration_jitter_max_seconds: int = 300  # EXPIRATION_JITTER_MAX_SECONDS
+    local_cache_entries: int = 0  # local over-limit cache size (0 = off)
+
+
+class RateLimitService:
+    """Decides calls against whatever config ``current_config`` returns at call time."""
+
+    def __init__(
+        self,
+        current_config: Callable[[], RateLimitConfig | None],
+        store: CounterStore,
+        options: ServiceOptions = ServiceOptions(),
+        stats: Stats | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._current_config = current_config
+        self.store = store
+        self.options = options
+        self.stats = stats if stats is not None else Stats()
+        self._clock = clock
+        self._near = NearLimit(options.near_limit_ratio)
+        self._jitter = random.Random()
+        self.local_cache = (
+            OverLimitCache(options.local_cache_entries, clock)
+            if options.local_cache_entries > 0
+            else None
+        )
+
+    async def should_rate_limit(self, request: Request) -> Response:
+        try:
+            return await self._decide(request)
+        except RequestError:
+            self.stats.service["call.should_rate_limit.service_error"] += 1
+            raise
+
+    async def _decide(self, request: Request) -> Response:
+        if not request.domain:
+            raise RequestError("rate limit domain must not be empty")
+        if not request.descriptors:
+            raise RequestError("rate limit descriptor list must not be empty")
+        config = self._current_config()
+        if config is None:
+            raise RequestError("no rate limit configuration loaded")
+        matches = self._matches(config, request)
+        count = len(request.descriptors)
+        statuses: list[Status] = [EMPTY_STATUS] * count
+        counted: list[int] = []
+        for index, found in enumerate(matches):
+            if found is None:
+                continue
+            if found.limit.unlimited:
+                statuses[index] = UNLIMITED_STATUS
+            else:
+                counted.append(index)
+        if counted:
+            await self._count(request, matches, counted, statuses)
+        return self._response(request, matches, statuses)
+
+    def _matches(self, config: RateLimitConfig, request: Request) -> list[Match | None]:
+        domain = config.domains.get(request.domain)
+        if domain is None:
+            self.stats.domain_not_found[request.domain] += len(request.descriptors)
+            return [None] * len(request.descriptors)
+        matches = [match(domain, d) for d in request.descriptors]
+        replaced: set[str] = set()
+        for found in matches:
+            if found is not None and found.limit.replaces:
+                replaced.update(found.limit.replaces)
+        if replaced:
+            matches = [
+                None if m is not None and m.limit.name and m.limit.name in replaced else m
+                for m in matches
+            ]
+        return matches
+
+    async def _count(
+        self,
+        request: Request,
+        matches: Sequence[Match | None],
+        counted: list[int],
+        statuses: list[Status],
+    ) -> None:
+        options = self.options
+        now = int(self._clock())
+        prefix = f"{options.cache_key_prefix}{request.domain}_"
+        default_addend = request.hits_addend or 1
+        stats = self.stats
+        jitter = options.expiration_jitter_max_seconds
+        local_cache = self.local_cache
+        plan: list[tuple[int, Match, str, int, int, int]] = []  # index, match, key, addend, ...
+        for index in counted:
+            found = matches[index]
+            assert found is not None
+            descriptor = request.descriptors[index]
+            addend = default_addend if descriptor.hits_addend is None else descriptor.hits_addend
+            seconds = found.limit.unit.seconds
+            offset = now % seconds
+            key = f"{prefix}{found.counter_name}{now - offset}"
+            limit_stats = stats.for_key(found.stat_key, request.domain)
+            limit_stats.total_hits += addend
+            if local_cache is not None and key in local_cache:
+                statuses[index] = decide_from_cache(
+                    found.limit, addend, seconds - offset, limit_stats
+                )
+                continue
+            plan.append((index, found, key, addend, seconds, offset))
+        if not plan:
+            return
+        addends = [p[3] for p in plan]
+        if options.stop_increment_when_over_limit:
+            addends = await self._stop_increment_addends(plan)
+        ops: list[Increment] = [
+            (key, addend, seconds + (self._jitter.randrange(jitter) if jitter > 0 else 0))
+            for (_, _, key, _, seconds, _), addend in zip(plan, addends, strict=True)
+        ]
+        results = await self.store.increment(ops)
+        for (index, found, key, _, seconds, offset), addend, after in zip(
+            plan, addends, results, strict=True
+        ):
+            limit_stats = stats.for_key(found.stat_key, request.domain)
+            status = decide(
+                found.limit,
+                after - addend,
+                after,
+                addend,
+                seconds - offset,
+                limit_stats,
+                self._near,
+            )
+            if local_cache is not None and after > found.limit.requests_per_unit:
+                local_cache.add(key, seconds)
+            statuses[index] = status
+
+    async def _stop_increment_addends(
+        self, plan: list[tuple[int, Match, str, int, int, int]]
+    ) -> list[int]:
+        """Only the counters this call pushes over their limit are incremented when any is."""
+        current = await self.store.read([p[2] for p in plan])
+        over = [
+            count + addend > found.limit.requests_per_unit
+            for (_, found, _, addend, _, _), count in zip(plan, current, strict=True)
+        ]
+        if not any(over):
+            return [p[3] for p in plan]
+        return [p[3] if o else 0 for p, o in zip(plan, over, strict=True)]
+
+    def _response(
+        self, request: Request, matches: Sequence[Match | None], statuses: list[Status]
+    ) -> Response:
+        options = self.options
+        overall = Code.OK
+        quota_total = 0
+        quota_over = 0
+        for found, status in zip(matches, statuses, strict=True):
+            quota = options.quota_mode or (found is not None and found.limit.quota_mode)
+            if quota:
+                quota_total += 1
+                if status.code is Code.OVER_LIMIT:
+                    quota_over += 1
+            elif status.code is Code.OVER_LIMIT:
+                overall = Code.OVER_LIMIT
+        if quota_total and quota_over == quota_total:
+            overall = Code.OVER_LIMIT
+        if overall is Code.OVER_LIMIT and options.shadow_mode:
+            overall = Code.OK
+            self.stats.service["global_shadow_mode"] += 1
+        headers = self._headers(matches, statuses) if options.response_headers else ()
+        metadata = self._metadata(request, matches, statuses) if options.dynamic_metadata else None
+        return Response(overall, tuple(statuses), headers, metadata)
+
+    def _headers(
+        self, matches: Sequence[Match | None], statuses: list[Status]
+    ) -> tuple[tuple[str, str], ...]:
+        chosen: Status | None = None
+        for found, status in zip(matches, statuses, strict=True):
+            if status.current_limit is None:
+                continue
+            quota = self.options.quota_mode or (found is not None and found.limit.quota_mode)
+            if (
+                (status.code is Code.OVER_LIMIT and not quota)
+                or chosen is None
+                or (
+                    chosen.code is not Code.OVER_LIMIT
+                    and status.limit_remaining < chosen.limit_remaining
+                )
+            ):
+                chosen = status
+        if chosen is None or chosen.current_limit is None:
+            return ()
+        options = self.options
+        return (
+            (options.limit_header, str(chosen.current_limit.requests_per_unit)),
+            (options.remaining_header, str(chosen.limit_remaining)),
+            (options.reset_header, str(chosen.duration_until_reset or 0)),
+        )
+
+    def _metadata(
+        self, request: Request, matches: Sequence[Match | None], statuses: list[Status]
+    ) -> dict[str, Any]:
+        descriptors: list[dict[str, Any]] = []
+        for descriptor in request.descriptors:
+            entry: dict[str, Any] = {"entries": [f"{k}={v}" for k, v in descriptor.entries]}
+            if descriptor.limit is not None:
+                entry["limit"] = {
+                    "requestsPerUnit": descriptor.limit.requests_per_unit,
+                    "unit": descriptor.limit.unit,
+                }
+            if descriptor.hits_addend is not None:
+                entry["hitsAddend"] = descriptor.hits_addend
+            descriptors.append(entry)
+        merged: dict[str, Any] = {}
+        for found, status in zip(matches, statuses, strict=True):
+            if found is None or found.metadata is None or status.code is not Code.OK:
+                continue
+            for key, value in found.metadata.items():
+                merged.setdefault(key, value)
+        out: dict[str, Any] = {"domain": request.domain, "descriptors": descriptors}
+        if request.hits_addend:
+            out["hitsAddend"] = request.hits_addend
+        if merged:
+            out["metadata"] = merged
+        return out
