@@ -11,13 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from meshguard import __version__, validate_command
+from meshguard.webhook.ca import cli as ca_cli
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
 def _registrations() -> list[Register]:
     # Each service adds its ``register`` here.
-    return [validate_command.register]
+    return [validate_command.register, ca_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Generated protobuf code of protos/ (see protos/generate.py)."""

@@ -1,0 +1,1 @@
+"""``meshguard agent``: the in-pod side of workload identity (key, CSR, files for Envoy SDS)."""

@@ -1,0 +1,1 @@
+"""Mesh CA: signs X.509-SVIDs for workloads that prove their ServiceAccount with a token."""

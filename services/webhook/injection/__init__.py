@@ -1,0 +1,1 @@
+"""Sidecar injection: decide, render the sidecar, build the JSONPatch (``/mutate``, ``inject``)."""
