@@ -75,16 +75,14 @@ class TlsMaterial:
 
 def read_material(files: TlsFiles) -> TlsMaterial:
     """Read and check the files: PEM certificates, a private key that matches the certificate."""
-    cert = _read(files.cert, "certificate")
-    key = _read(files.key, "private key")
-    ca = _read(files.ca, "CA bundle")
-    if cert is not None and key is not None:
-        assert files.cert is not None and files.key is not None
+    cert = key = ca = None
+    if files.cert is not None and files.key is not None:
+        cert, key = _read(files.cert, "certificate"), _read(files.key, "private key")
         leaf = _certificates(cert, files.cert)[0]
         if _public_der(_private_key(key, files.key).public_key()) != _public_der(leaf.public_key()):
             raise TlsError(f"{files.key}: private key does not match certificate {files.cert}")
-    if ca is not None:
-        assert files.ca is not None
+    if files.ca is not None:
+        ca = _read(files.ca, "CA bundle")
         _certificates(ca, files.ca)
     return TlsMaterial(cert, key, ca)
 
@@ -101,7 +99,7 @@ def server_context(
     if client_auth is not ClientAuth.NONE:
         if material.ca is None:
             raise TlsError("verifying client certificates needs a CA bundle")
-        context.load_verify_locations(cadata=material.ca.decode("ascii"))
+        context.load_verify_locations(cadata=_pem_text(material.ca))
         context.verify_mode = (
             ssl.CERT_REQUIRED if client_auth is ClientAuth.REQUIRED else ssl.CERT_OPTIONAL
         )
@@ -110,7 +108,7 @@ def server_context(
 
 def client_context(material: TlsMaterial) -> ssl.SSLContext:
     """A verifying client context: trusts ``ca`` (or the system store) and may present a cert."""
-    cadata = material.ca.decode("ascii") if material.ca is not None else None
+    cadata = _pem_text(material.ca) if material.ca is not None else None
     context = ssl.create_default_context(cadata=cadata)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if material.cert_chain is not None and material.private_key is not None:
@@ -252,9 +250,7 @@ def _grpc_configuration(material: TlsMaterial) -> grpc.ServerCertificateConfigur
     )
 
 
-def _read(path: Path | None, what: str) -> bytes | None:
-    if path is None:
-        return None
+def _read(path: Path, what: str) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -264,6 +260,12 @@ def _read(path: Path | None, what: str) -> bytes | None:
     if not data.strip():
         raise TlsError(f"{path}: {what} file is empty")
     return data
+
+
+def _pem_text(pem: bytes) -> str:
+    # PEM blocks are ASCII; bundles may have non-ASCII comment lines between them, which the
+    # parser skips, so any byte-preserving decoding will do.
+    return pem.decode("latin-1")
 
 
 def _certificates(data: bytes, path: Path) -> list[x509.Certificate]:

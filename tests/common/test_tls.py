@@ -70,6 +70,16 @@ def test_key_that_does_not_match_the_certificate(
         read_material(TlsFiles(server_tls.cert, other.key))
 
 
+def test_ca_bundle_with_non_ascii_comments(
+    server_tls: TlsFiles, tls_ca: CertificateAuthority
+) -> None:
+    assert server_tls.ca is not None
+    server_tls.ca.write_bytes("# Émetteur: test\n".encode() + tls_ca.cert_pem)
+    material = read_material(server_tls)
+    assert server_context(material, ClientAuth.REQUIRED).verify_mode is ssl.CERT_REQUIRED
+    assert client_context(material).verify_mode is ssl.CERT_REQUIRED
+
+
 def test_certificate_and_key_go_together(server_tls: TlsFiles) -> None:
     with pytest.raises(TlsError, match="configured together"):
         TlsFiles(cert=server_tls.cert)
