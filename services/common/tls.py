@@ -263,9 +263,9 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _pem_text(pem: bytes) -> str:
-    # PEM blocks are ASCII; bundles may have non-ASCII comment lines between them, which the
-    # parser skips, so any byte-preserving decoding will do.
-    return pem.decode("latin-1")
+    # ``ssl`` wants ASCII text; bundles may carry non-ASCII comment lines between PEM blocks.
+    lines = pem.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(line for line in lines if line.isascii())
 
 
 def _certificates(data: bytes, path: Path) -> list[x509.Certificate]:
