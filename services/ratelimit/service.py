@@ -19,6 +19,7 @@ from meshguard.ratelimit.matcher import Match, match
 from meshguard.ratelimit.model import (
     EMPTY_STATUS,
     UNLIMITED_STATUS,
+    BackendError,
     Code,
     Request,
     RequestError,
@@ -76,6 +77,9 @@ class RateLimitService:
             return await self._decide(request)
         except RequestError:
             self.stats.service["call.should_rate_limit.service_error"] += 1
+            raise
+        except BackendError:
+            self.stats.service["call.should_rate_limit.redis_error"] += 1
             raise
 
     async def _decide(self, request: Request) -> Response:

@@ -109,9 +109,83 @@ def expected_statuses(expect: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(s) for s in expect["statuses"]]
 
 
-Runner = Callable[[Request], Awaitable[Response]]
-CounterReader = Callable[[list[str]], Awaitable[list[int]]]
+def response_view(response: Response) -> dict[str, Any]:
+    return {
+        "overall_code": response.overall_code.name,
+        "statuses": status_view(response),
+        "response_headers_to_add": [list(h) for h in response.response_headers_to_add],
+    }
 
 
-def overall_name(code: Code) -> str:
-    return code.name
+_PB_UNITS = {number: name for name, number in _UNITS.items()}
+
+
+def pb_view(message: Any) -> dict[str, Any]:
+    """A protobuf RateLimitResponse in the corpus' shape."""
+    statuses = []
+    for status in message.statuses:
+        view: dict[str, Any] = {
+            "code": Code(status.code).name,
+            "current_limit": None,
+            "limit_remaining": status.limit_remaining,
+        }
+        if status.HasField("current_limit"):
+            limit: dict[str, Any] = {
+                "requests_per_unit": status.current_limit.requests_per_unit,
+                "unit": _PB_UNITS[status.current_limit.unit],
+            }
+            if status.current_limit.name:
+                limit["name"] = status.current_limit.name
+            view["current_limit"] = limit
+            view["duration_until_reset"] = status.duration_until_reset.seconds
+        statuses.append(view)
+    return {
+        "overall_code": Code(message.overall_code).name,
+        "statuses": statuses,
+        "response_headers_to_add": [[h.key, h.value] for h in message.response_headers_to_add],
+    }
+
+
+StoreFactory = Callable[[Callable[[], float]], Callable[[], Awaitable[Any]]]
+Call = Callable[[Any, Request], Awaitable[dict[str, Any]]]
+
+
+async def run_scenario(scenario: Scenario, stores: StoreFactory, call: Call) -> None:
+    """Run every sequence of ``scenario``; ``stores(clock)`` makes fresh counter stores."""
+    from meshguard.ratelimit.service import RateLimitService
+    from meshguard.ratelimit.stats import Stats
+
+    config = scenario.compile()
+    clock = [0.0]
+    fresh = stores(lambda: clock[0])
+    store = None
+    for sequence in scenario.cases["sequences"]:
+        clock[0] = float(sequence["now"])
+        if store is None or sequence.get("fresh_backend", True):
+            if store is not None:
+                await store.close()
+            store = await fresh()
+        stats = Stats()
+        service = RateLimitService(
+            lambda: config, store, scenario.service_options(), stats, clock=lambda: clock[0]
+        )
+        for number, case in enumerate(sequence["calls"]):
+            where = f"{sequence['name']} call {number}"
+            expect = case["expect"]
+            got = await call(service, to_request(case["request"]))
+            if "error" in expect:
+                assert got.get("error") == expect["error"], where
+            else:
+                assert "error" not in got, f"{where}: {got}"
+                assert got["overall_code"] == expect["overall_code"], where
+                assert got["statuses"] == expected_statuses(expect), where
+                if "response_headers_to_add" in expect:
+                    wanted = [[h["key"], h["value"]] for h in expect["response_headers_to_add"]]
+                    assert got["response_headers_to_add"] == wanted, where
+            for key, value in (expect.get("counters_after") or {}).items():
+                assert (await store.read([key])) == [value], f"{where}: counter {key}"
+            snapshot = stats.snapshot()
+            for name, value in (expect.get("stats_after") or {}).items():
+                assert snapshot.get(name, 0) == value, f"{where}: stat {name}"
+    if store is not None:
+        await store.close()

@@ -1,25 +1,35 @@
-"""Every scenario of the shared conformance corpus against the service on the memory store."""
+"""Every scenario of the shared conformance corpus: in-process, over gRPC, and (see
+tests/integration) against a real Redis."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
 import pytest
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from meshguard.common.findings import FindingsError
+from meshguard.ratelimit import grpc_api
 from meshguard.ratelimit.memory_store import MemoryStore
-from meshguard.ratelimit.model import RequestError
+from meshguard.ratelimit.model import Request, RequestError
 from meshguard.ratelimit.service import RateLimitService
-from meshguard.ratelimit.stats import Stats
 from tests.ratelimit.conformance import (
     Scenario,
-    expected_statuses,
+    StoreFactory,
+    pb_view,
+    response_view,
+    run_scenario,
     scenarios,
-    status_view,
-    to_request,
 )
 
 ALL = scenarios()
 VALID = [s for s in ALL if s.valid]
 INVALID = [s for s in ALL if not s.valid]
+
+Call = Callable[[RateLimitService, Request], Awaitable[dict[str, Any]]]
 
 
 def test_corpus_is_present() -> None:
@@ -34,36 +44,64 @@ def test_invalid_config_is_rejected_with_the_reference_message(scenario: Scenari
     assert any(scenario.cases["load"]["message_contains"] in m for m in messages), messages
 
 
+def memory_stores(clock: Callable[[], float]) -> StoreFactory:
+    async def fresh() -> MemoryStore:
+        return MemoryStore(clock=clock)
+
+    return fresh
+
+
+async def direct_call(service: RateLimitService, request: Request) -> dict[str, Any]:
+    try:
+        return response_view(await service.should_rate_limit(request))
+    except RequestError as exc:
+        return {"error": {"grpc_code": "UNKNOWN", "message": str(exc)}}
+
+
+@asynccontextmanager
+async def grpc_transport() -> AsyncIterator[Call]:
+    servicer = grpc_api.RateLimitServicer(None)  # type: ignore[arg-type]
+    server = grpc.aio.server()
+    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = rls_pb2_grpc.RateLimitServiceStub(channel)
+
+    async def call(service: RateLimitService, request: Request) -> dict[str, Any]:
+        servicer.service = service
+        try:
+            return pb_view(await stub.ShouldRateLimit(to_pb_request(request)))
+        except grpc.aio.AioRpcError as exc:
+            return {"error": {"grpc_code": exc.code().name, "message": exc.details()}}
+
+    try:
+        yield call
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+def to_pb_request(request: Request) -> Any:
+    message = rls_pb2.RateLimitRequest(domain=request.domain, hits_addend=request.hits_addend)
+    for d in request.descriptors:
+        pb = message.descriptors.add()
+        for key, value in d.entries:
+            pb.entries.add(key=key, value=value)
+        if d.limit is not None:
+            pb.limit.requests_per_unit = d.limit.requests_per_unit
+            pb.limit.unit = d.limit.unit
+        if d.hits_addend is not None:
+            pb.hits_addend.value = d.hits_addend
+    return message
+
+
 @pytest.mark.parametrize("scenario", VALID, ids=lambda s: s.name)
-async def test_valid_scenario_on_memory_store(scenario: Scenario) -> None:
-    config = scenario.compile()
-    clock = [0.0]
-    store = MemoryStore(clock=lambda: clock[0])
-    for sequence in scenario.cases["sequences"]:
-        clock[0] = float(sequence["now"])
-        if sequence.get("fresh_backend", True):
-            store = MemoryStore(clock=lambda: clock[0])
-        stats = Stats()
-        service = RateLimitService(
-            lambda: config, store, scenario.service_options(), stats, clock=lambda: clock[0]
-        )
-        for number, call in enumerate(sequence["calls"]):
-            where = f"{sequence['name']} call {number}"
-            expect = call["expect"]
-            request = to_request(call["request"])
-            if "error" in expect:
-                with pytest.raises(RequestError) as caught:
-                    await service.should_rate_limit(request)
-                assert str(caught.value) == expect["error"]["message"], where
-            else:
-                response = await service.should_rate_limit(request)
-                assert response.overall_code.name == expect["overall_code"], where
-                assert status_view(response) == expected_statuses(expect), where
-                if "response_headers_to_add" in expect:
-                    wanted = [(h["key"], h["value"]) for h in expect["response_headers_to_add"]]
-                    assert list(response.response_headers_to_add) == wanted, where
-            for key, value in (expect.get("counters_after") or {}).items():
-                assert (await store.read([key])) == [value], f"{where}: counter {key}"
-            snapshot = stats.snapshot()
-            for name, value in (expect.get("stats_after") or {}).items():
-                assert snapshot.get(name, 0) == value, f"{where}: stat {name}"
+async def test_valid_scenario_in_process(scenario: Scenario) -> None:
+    await run_scenario(scenario, memory_stores, direct_call)
+
+
+@pytest.mark.parametrize("scenario", VALID, ids=lambda s: s.name)
+async def test_valid_scenario_over_grpc(scenario: Scenario) -> None:
+    async with grpc_transport() as call:
+        await run_scenario(scenario, memory_stores, call)
