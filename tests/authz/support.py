@@ -75,3 +75,55 @@ def allowed(spec_or_text: str, attrs: RequestAttributes, **kwargs: Any) -> bool:
     text = spec_or_text if spec_or_text.startswith("---") else ap(spec_or_text)
     claims = kwargs.pop("claims", None)
     return decide(policy_set(text, **kwargs), attrs, claims).allowed
+
+
+# JWT material ---------------------------------------------------------------------------
+
+ISSUER = "https://issuer.example.com"
+
+
+class Signer:
+    """A key pair with its public JWK, minting tokens for tests."""
+
+    def __init__(self, kind: str = "RSA", kid: str = "k1") -> None:
+        import json
+
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+        self.kid = kid
+        if kind == "RSA":
+            self.private: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.alg = "RS256"
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        elif kind == "EC":
+            self.private = ec.generate_private_key(ec.SECP256R1())
+            self.alg = "ES256"
+            jwk = jwt.algorithms.ECAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        elif kind == "OKP":
+            self.private = ed25519.Ed25519PrivateKey.generate()
+            self.alg = "EdDSA"
+            jwk = jwt.algorithms.OKPAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        else:
+            self.private = b"0123456789abcdef0123456789abcdef"
+            self.alg = "HS256"
+            jwk = jwt.algorithms.HMACAlgorithm.to_jwk(self.private, as_dict=True)
+        jwk["kid"] = kid
+        self.jwk = jwk
+        self.jwks = json.dumps({"keys": [jwk]})
+
+    def token(
+        self, alg: str | None = None, headers: Mapping[str, Any] | None = None, **claims: Any
+    ) -> str:
+        import time
+
+        import jwt
+
+        payload = {"iss": ISSUER, "sub": "alice", "exp": int(time.time()) + 600, **claims}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(
+            payload,
+            self.private,
+            algorithm=alg or self.alg,
+            headers={"kid": self.kid, **(headers or {})},
+        )
