@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from meshguard import __version__, validate_command
+from meshguard.stack import command as stack_command
 from meshguard.webhook.agent import cli as agent_cli
 from meshguard.webhook.ca import cli as ca_cli
 
@@ -19,7 +20,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     # Each service adds its ``register`` here.
-    return [validate_command.register, ca_cli.register, agent_cli.register]
+    return [validate_command.register, stack_command.register, ca_cli.register, agent_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

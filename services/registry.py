@@ -9,6 +9,7 @@ from __future__ import annotations
 from meshguard.authz import validation as authz_validation
 from meshguard.common.validation import ValidatorRegistry
 from meshguard.ratelimit import validation as ratelimit_validation
+from meshguard.webhook import validation as webhook_validation
 
 
 def default_registry() -> ValidatorRegistry:
@@ -16,4 +17,5 @@ def default_registry() -> ValidatorRegistry:
     # Each service adds one line here: registry.register_all(<service>.validation.VALIDATORS)
     registry.register_all(authz_validation.VALIDATORS)
     registry.register_all(ratelimit_validation.VALIDATORS)
+    registry.register_all(webhook_validation.VALIDATORS)
     return registry

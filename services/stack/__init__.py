@@ -1,0 +1,1 @@
+"""``meshguard up``: the whole stack on localhost, for a first look."""

@@ -1,0 +1,1 @@
+"""Admission webhook for mesh configuration: validators, AdmissionReview server, ``analyze``."""

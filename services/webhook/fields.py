@@ -1,0 +1,117 @@
+"""Typed reads from a decoded spec, with a shared sink for findings.
+
+Validators walk the JSON the API server sends. Wrong types are reported once by the structural
+schema check (:mod:`meshguard.webhook.schema`), so these readers return ``None`` for a value of
+the wrong type instead of reporting it again, and never raise: a validator must survive any input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from meshguard.common.findings import Finding, error, field, item, warning
+
+
+class Report:
+    """Collects the findings of one validation run."""
+
+    __slots__ = ("findings",)
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.findings.append(error(path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        self.findings.append(warning(path, message))
+
+    def extend(self, findings: list[Finding]) -> None:
+        self.findings.extend(findings)
+
+
+class Node:
+    """A mapping at a field path, read through type-checking accessors."""
+
+    __slots__ = ("data", "path", "report")
+
+    def __init__(self, data: Mapping[str, Any], path: str, report: Report) -> None:
+        self.data = data
+        self.path = path
+        self.report = report
+
+    def at(self, key: str) -> str:
+        return field(self.path, key)
+
+    def has(self, key: str) -> bool:
+        """True when the key is present with a non-null value (how protobuf sees "set")."""
+        return self.data.get(key) is not None
+
+    def error(self, key: str, message: str) -> None:
+        self.report.error(self.at(key) if key else self.path, message)
+
+    def warn(self, key: str, message: str) -> None:
+        self.report.warn(self.at(key) if key else self.path, message)
+
+    def text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        return value if isinstance(value, str) else None
+
+    def integer(self, key: str) -> int | None:
+        return as_int(self.data.get(key))
+
+    def number(self, key: str) -> float | None:
+        value = self.data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    def flag(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        return value if isinstance(value, bool) else None
+
+    def child(self, key: str) -> Node | None:
+        value = self.data.get(key)
+        return Node(value, self.at(key), self.report) if isinstance(value, Mapping) else None
+
+    def array(self, key: str) -> list[Any] | None:
+        value = self.data.get(key)
+        return value if isinstance(value, list) else None
+
+    def children(self, key: str) -> Iterator[tuple[int, Node]]:
+        """(index, node) for each mapping element of a list field."""
+        base = self.at(key)
+        for index, value in enumerate(self.array(key) or []):
+            if isinstance(value, Mapping):
+                yield index, Node(value, item(base, index), self.report)
+
+    def strings(self, key: str) -> Iterator[tuple[str, str]]:
+        """(path, value) for each string element of a list field."""
+        base = self.at(key)
+        for index, value in enumerate(self.array(key) or []):
+            if isinstance(value, str):
+                yield item(base, index), value
+
+    def string_map(self, key: str) -> dict[str, str] | None:
+        """A map of strings (labels, header operations); ``None`` when absent or not a map."""
+        value = self.data.get(key)
+        if not isinstance(value, Mapping):
+            return None
+        return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+    def keys(self) -> set[str]:
+        return {k for k, v in self.data.items() if v is not None}
+
+
+def as_int(value: object) -> int | None:
+    """An integer JSON value; int64 fields may arrive as decimal strings (protobuf JSON)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None
