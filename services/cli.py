@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from meshguard import __version__, validate_command
+from meshguard.ratelimit import cli as ratelimit_cli
 from meshguard.stack import command as stack_command
 from meshguard.webhook.agent import cli as agent_cli
 from meshguard.webhook.ca import cli as ca_cli
@@ -20,7 +21,13 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     # Each service adds its ``register`` here.
-    return [validate_command.register, stack_command.register, ca_cli.register, agent_cli.register]
+    return [
+        validate_command.register,
+        stack_command.register,
+        ca_cli.register,
+        agent_cli.register,
+        ratelimit_cli.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

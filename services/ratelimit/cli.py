@@ -1,0 +1,132 @@
+"""``meshguard ratelimit serve`` and ``meshguard ratelimit check``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from meshguard.common import logs
+from meshguard.common.configstore import ConfigStore
+from meshguard.common.findings import FindingsError
+from meshguard.common.server import ServiceRuntime
+from meshguard.common.sources import SourceFile, discover, read
+from meshguard.ratelimit import grpc_api, http_api
+from meshguard.ratelimit.config import CompileOptions, RateLimitConfig, compile_sources
+from meshguard.ratelimit.memory_store import MemoryStore
+from meshguard.ratelimit.metrics import StatsCollector
+from meshguard.ratelimit.redis_store import LeanRedisStore, RedisPyStore
+from meshguard.ratelimit.service import RateLimitService
+from meshguard.ratelimit.settings import RateLimitSettings, add_arguments, from_args
+from meshguard.ratelimit.stats import Stats
+
+log = logging.getLogger("meshguard.ratelimit")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("ratelimit", help="Envoy global rate-limit service (RLS v3)")
+    commands = parser.add_subparsers(dest="ratelimit_command", metavar="COMMAND", required=True)
+    serve_parser = commands.add_parser("serve", help="serve ShouldRateLimit, /json and metrics")
+    add_arguments(serve_parser)
+    serve_parser.set_defaults(handler=serve)
+    check_parser = commands.add_parser(
+        "check", help="validate a config directory the way the service loads it"
+    )
+    check_parser.add_argument("--config", action="append", required=True, help="file or dir")
+    check_parser.add_argument(
+        "--merge-domain-config", action="store_true", help="as MERGE_DOMAIN_CONFIG=true"
+    )
+    check_parser.set_defaults(handler=check)
+
+
+def compiler(options: CompileOptions, stats: Stats | None = None) -> Any:
+    """The ConfigStore compile function; counts the reference's config_load_* stats."""
+
+    def compile_files(files: list[SourceFile]) -> RateLimitConfig:
+        try:
+            config = compile_sources(files, options)
+        except FindingsError:
+            if stats is not None:
+                stats.service["config_load_error"] += 1
+            raise
+        if stats is not None:
+            stats.service["config_load_success"] += 1
+        return config
+
+    return compile_files
+
+
+def check(args: argparse.Namespace) -> int:
+    try:
+        files = read(discover(args.config, None))
+        config = compile_sources(files, CompileOptions(merge_domains=args.merge_domain_config))
+    except FindingsError as exc:
+        for finding in exc.findings:
+            print(finding, file=sys.stderr)
+        return 1
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read config: {exc}", file=sys.stderr)
+        return 1
+    limits = config.dump().count("\n")
+    print(f"ok: {len(files)} file(s), {len(config.domains)} domain(s), {limits} limit(s)")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = from_args(args)
+    logs.configure(settings.log_level)
+    if not settings.config_paths:
+        print("meshguard ratelimit serve: --config is required", file=sys.stderr)
+        return 2
+    return asyncio.run(run(settings))
+
+
+def make_store(settings: RateLimitSettings) -> MemoryStore | LeanRedisStore | RedisPyStore:
+    if settings.backend == "memory":
+        return MemoryStore(max_keys=settings.memory_max_keys)
+    if settings.redis.type == "single":
+        return LeanRedisStore.from_settings(settings.redis)
+    return RedisPyStore.from_settings(settings.redis)
+
+
+async def run(settings: RateLimitSettings) -> int:
+    stats = Stats()
+    configs: ConfigStore[RateLimitConfig] = ConfigStore(
+        "ratelimit", settings.config_paths, compiler(settings.compile, stats), suffixes=None
+    )
+    try:
+        configs.load()
+    except FindingsError as exc:
+        for finding in exc.findings:
+            log.error("invalid rate limit config: %s", finding)
+        return 1
+    store = make_store(settings)
+    if not isinstance(store, MemoryStore):
+        await store.start()
+    service = RateLimitService(lambda: configs.current.value, store, settings.service, stats)
+    runtime = ServiceRuntime("ratelimit", admin_port=settings.admin_port, host=settings.host)
+    runtime.add_grpc(
+        settings.grpc_port,
+        grpc_api.register(service, fail_open=settings.fail_open),
+        [grpc_api.SERVICE_NAME],
+    )
+    app = http_api.build_app(
+        service,
+        lambda: configs.current.value,
+        healthy=lambda: bool(getattr(store, "healthy", True)),
+        fail_open=settings.fail_open,
+    )
+    runtime.add_http(app, settings.http_port)
+    runtime.add_store(configs)
+    collector = StatsCollector(stats)
+    REGISTRY.register(collector)
+    try:
+        await runtime.run()
+    finally:
+        REGISTRY.unregister(collector)
+        await store.close()
+    return 0
