@@ -337,4 +337,5 @@ class LeanRedis:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnect
         if self._protocol is not None:
+            self.last_error = self.last_error or "client closed"  # a chosen close is no outage
             self._drop(RedisError("client closed"))
