@@ -1,0 +1,86 @@
+"""The HTTPS app: ``POST /validate`` over aiohttp, and the process around it.
+
+The handler only moves bytes: size and content-type checks, then :mod:`admission` decides.
+Validation is pure CPU work bounded by the body limit, so it runs inline on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from meshguard.common.server import ServiceRuntime
+from meshguard.common.tls import ReloadingTls, TlsFiles
+from meshguard.common.validation import ValidatorRegistry
+from meshguard.webhook import admission, metrics
+from meshguard.webhook.settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+
+
+class ValidateHandler:
+    def __init__(self, registry: ValidatorRegistry, max_body_bytes: int) -> None:
+        self.registry = registry
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            body = await self._read(request)
+            review = admission.parse_review(body)
+        except admission.ReviewError as exc:
+            metrics.BAD_REVIEWS.labels(str(exc.status)).inc()
+            return web.json_response({"error": exc.reason}, status=exc.status)
+        verdict = admission.decide(review, self.registry)
+        metrics.ADMISSIONS.labels(review.kind, review.operation, str(verdict.allowed).lower()).inc()
+        metrics.ADMISSION_LATENCY.observe(time.perf_counter() - started)
+        log.info(
+            "admission",
+            extra={
+                "uid": review.uid,
+                "kind": review.kind,
+                "namespace": review.namespace,
+                "operation": review.operation,
+                "allowed": verdict.allowed,
+                "dry_run": review.dry_run,
+                "warnings": len(verdict.warnings),
+            },
+        )
+        return web.json_response(admission.response(review, verdict))
+
+    async def _read(self, request: web.Request) -> bytes:
+        if request.content_type != JSON:
+            raise admission.ReviewError(415, f"Content-Type must be {JSON}, got "
+                                        f"{request.content_type!r}")  # fmt: skip
+        declared = request.content_length
+        if declared is not None and declared > self.max_body_bytes:
+            raise admission.ReviewError(413, self._too_large())
+        body = await request.content.read(self.max_body_bytes + 1)
+        if len(body) > self.max_body_bytes:
+            raise admission.ReviewError(413, self._too_large())
+        return body
+
+    def _too_large(self) -> str:
+        return f"review body is larger than the {self.max_body_bytes}-byte limit"
+
+
+def build_app(registry: ValidatorRegistry, max_body_bytes: int) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes + 1)
+    app.router.add_post("/validate", ValidateHandler(registry, max_body_bytes).handle)
+    return app
+
+
+def build_runtime(settings: WebhookSettings, registry: ValidatorRegistry) -> ServiceRuntime:
+    """Admin endpoints plus ``/validate`` over TLS whose files are watched for rotation."""
+    tls = ReloadingTls.server(
+        TlsFiles(cert=settings.tls_cert, key=settings.tls_key),
+        poll_interval=settings.tls_poll_interval,
+    )
+    runtime = ServiceRuntime("webhook", admin_port=settings.admin_port, host=settings.host)
+    runtime.add_http(build_app(registry, settings.max_body_bytes), settings.port,
+                     tls.server_context())  # fmt: skip
+    runtime.add_background(tls.watch)
+    return runtime
