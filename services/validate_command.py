@@ -7,8 +7,8 @@ import json
 import sys
 
 from meshguard import __version__
-from meshguard.common.findings import Finding, FindingsError, error, has_errors
-from meshguard.common.resources import load_paths
+from meshguard.common.findings import Finding, has_errors
+from meshguard.common.resources import read_paths
 from meshguard.registry import default_registry
 
 
@@ -33,14 +33,10 @@ def _version(args: argparse.Namespace) -> int:
 
 
 def validate_paths(paths: list[str]) -> list[Finding]:
-    """Every finding for the resources under ``paths``, parse errors included."""
-    try:
-        resources = load_paths(paths)
-    except FindingsError as exc:
-        return list(exc.findings)
-    except (FileNotFoundError, UnicodeDecodeError) as exc:
-        return [error("", str(exc))]
-    return default_registry().validate_all(resources)
+    """Every finding for the resources under ``paths``: unreadable files and parse errors, and
+    the validators' findings for every resource that did parse."""
+    resources, problems = read_paths(paths)
+    return problems + default_registry().validate_all(resources)
 
 
 def _validate(args: argparse.Namespace) -> int:

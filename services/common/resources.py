@@ -155,18 +155,27 @@ def parse_documents(text: str, file: str) -> Iterator[tuple[int, Any]]:
 
 def parse_text(text: str, file: str) -> list[Resource]:
     """All resources in a (multi-document) YAML text; ``kind: List`` objects are expanded."""
-    resources: list[Resource] = []
-    problems: list[Finding] = []
-    for index, doc in parse_documents(text, file):
-        origin = Origin(file, index)
-        for item in _expand(doc, origin, problems):
-            try:
-                resources.append(from_dict(item, origin))
-            except FindingsError as exc:
-                problems.extend(exc.findings)
+    resources, problems = _parse(text, file)
     if problems:
         raise FindingsError(problems)
     return resources
+
+
+def _parse(text: str, file: str) -> tuple[list[Resource], list[Finding]]:
+    """Every well-formed resource of a text, and the problems of the rest."""
+    resources: list[Resource] = []
+    problems: list[Finding] = []
+    try:
+        for index, doc in parse_documents(text, file):
+            origin = Origin(file, index)
+            for item in _expand(doc, origin, problems):
+                try:
+                    resources.append(from_dict(item, origin))
+                except FindingsError as exc:
+                    problems.extend(exc.findings)
+    except FindingsError as exc:
+        problems.extend(exc.findings)
+    return resources, problems
 
 
 def _expand(doc: object, origin: Origin, problems: list[Finding]) -> list[Mapping[str, Any]]:
@@ -188,25 +197,46 @@ def _expand(doc: object, origin: Origin, problems: list[Finding]) -> list[Mappin
 
 
 def load_paths(paths: Iterable[str | Path]) -> list[Resource]:
-    """Resources from files, directories (``*.yaml|yml|json`` below them) and ``-`` (stdin)."""
-    named = list(paths)
-    texts: list[sources.SourceFile] = []
-    if any(str(p) == "-" for p in named):
-        texts.append(sources.SourceFile("<stdin>", sys.stdin.read()))
-    files = sources.discover([p for p in named if str(p) != "-"], sources.YAML_SUFFIXES)
-    texts.extend(sources.read(files))
-    return load_sources(texts)
-
-
-def load_sources(files: Iterable[sources.SourceFile]) -> list[Resource]:
-    """All resources in already-read files; every file's problems are raised together."""
-    resources: list[Resource] = []
-    problems: list[Finding] = []
-    for source in files:
-        try:
-            resources.extend(parse_text(source.text, source.path))
-        except FindingsError as exc:
-            problems.extend(exc.findings)
+    """Resources from files, directories (``*.yaml|yml|json`` below them) and ``-`` (stdin);
+    every file's problems are raised together."""
+    resources, problems = read_paths(paths)
     if problems:
         raise FindingsError(problems)
     return resources
+
+
+def load_sources(files: Iterable[sources.SourceFile]) -> list[Resource]:
+    """Like :func:`load_paths` for files already read (the config store's input)."""
+    resources, problems = read_sources(files)
+    if problems:
+        raise FindingsError(problems)
+    return resources
+
+
+def read_paths(paths: Iterable[str | Path]) -> tuple[list[Resource], list[Finding]]:
+    """Lenient :func:`load_paths`: the good resources *and* the problems, so a checker can
+    report a broken file and still check the rest. A missing path is a problem, too."""
+    named = [str(p) for p in paths]
+    texts: list[sources.SourceFile] = []
+    problems: list[Finding] = []
+    if "-" in named:
+        texts.append(sources.SourceFile("<stdin>", sys.stdin.read()))
+    for path in named:
+        if path == "-":
+            continue
+        try:
+            texts.extend(sources.read(sources.discover([path], sources.YAML_SUFFIXES)))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(error("", str(exc)).located(path, 0))
+    resources, parse_problems = read_sources(texts)
+    return resources, problems + parse_problems
+
+
+def read_sources(files: Iterable[sources.SourceFile]) -> tuple[list[Resource], list[Finding]]:
+    resources: list[Resource] = []
+    problems: list[Finding] = []
+    for source in files:
+        good, bad = _parse(source.text, source.path)
+        resources.extend(good)
+        problems.extend(bad)
+    return resources, problems
