@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from meshguard import __version__, validate_command
+from meshguard.authz import cli as authz_cli
 from meshguard.ratelimit import cli as ratelimit_cli
 from meshguard.stack import command as stack_command
 from meshguard.webhook import cli as webhook_cli
@@ -28,6 +29,7 @@ def _registrations() -> list[Register]:
         ca_cli.register,
         agent_cli.register,
         ratelimit_cli.register,
+        authz_cli.register,
         webhook_cli.register,
     ]
 
