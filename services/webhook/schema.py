@@ -1,13 +1,13 @@
 """Checks against Istio's CRD schemas (OpenAPI v3 + CEL), the layer the API server enforces.
 
-Three separate outputs, because they are used differently:
+Two outputs, because they are used differently:
 
-* structural errors (wrong type, unknown enum value, bounds, ``required``, "only one of"): what
-  Istio's webhook also refuses when it decodes ``spec`` ("error decoding configuration"), so the
-  validators include them;
-* unknown fields: warnings with their path (typos like ``retry:``). Istio's webhook decodes
-  leniently, so only ``validate`` / ``analyze`` report them;
-* CEL rule failures: the API server's own messages, reported offline.
+* structural findings, part of every validator: errors for what Istio's webhook also refuses
+  when it decodes ``spec`` (wrong type, unknown enum value, bounds, ``required``, "only one of"),
+  and warnings for unknown fields with their path (typos like ``retry:``). Istio decodes
+  leniently, so an unknown field never denies; it is reported so kubectl prints it;
+* CEL rule failures: the API server's own messages, reported offline by ``analyze`` (the
+  validators implement the same rules with their own messages).
 
 The CRDs ship inside the package (``crds/``) so an installed meshguard needs no source tree.
 """
@@ -256,13 +256,13 @@ def _check(resource: Resource, *, structural: bool, unknown: bool, cel: bool) ->
 
 
 def structural_findings(resource: Resource) -> list[Finding]:
-    """Type, enum, bound, required and oneof errors (what Istio fails to decode)."""
-    return _check(resource, structural=True, unknown=False, cel=False)
+    """Type, enum, bound, required and oneof errors; unknown fields as warnings."""
+    return _check(resource, structural=True, unknown=True, cel=False)
 
 
-def offline_findings(resource: Resource) -> list[Finding]:
-    """Unknown-field warnings and CEL rule errors: the API server's checks, run offline."""
-    return _check(resource, structural=False, unknown=True, cel=True)
+def cel_findings(resource: Resource) -> list[Finding]:
+    """CEL rule errors with the CRD's messages: the API server's checks, run offline."""
+    return _check(resource, structural=False, unknown=False, cel=True)
 
 
 def knows(resource: Resource) -> bool:

@@ -1,8 +1,8 @@
 """The webhook service's validators, registered in :func:`meshguard.registry.default_registry`.
 
 Each validator is the kind's semantic checks plus the CRD's structural checks (what Istio's
-webhook refuses when it decodes ``spec``). Keyed by group and kind, ignoring the version, as
-Istio does, so a newer API version is judged by the same rules.
+webhook refuses when it decodes ``spec``, and unknown fields as warnings). Keyed by group and
+kind, ignoring the version, as Istio does, so a newer API version is judged by the same rules.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SECURITY = "security.istio.io"
 
 
 def with_schema(semantic: Callable[[Resource], list[Finding]]) -> Validator:
-    """Semantic findings, then structural errors at paths the semantic checks did not cover."""
+    """Semantic findings, then structural ones at paths the semantic checks did not cover."""
 
     def validate(resource: Resource) -> list[Finding]:
         found = semantic(resource)

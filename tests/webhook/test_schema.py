@@ -22,10 +22,10 @@ def test_every_istio_version_is_served() -> None:
 
 def test_unknown_field_is_a_warning_with_its_path_and_a_suggestion() -> None:
     vs = make("VirtualService", {"hosts": ["r"], "http": [{"retry": {"attempts": 3}}]})
-    found = schema.offline_findings(vs)
+    found = schema.structural_findings(vs)
     assert [(f.path, f.is_error) for f in found] == [("spec.http[0].retry", False)]
     assert "retries" in found[0].message
-    assert schema.structural_findings(vs) == []
+    assert schema.cel_findings(vs) == []
 
 
 def test_structural_errors() -> None:
@@ -69,7 +69,7 @@ def test_cel_rules_report_the_crd_message() -> None:
             "endpoints": [{"address": "1.2.3.4"}],
         },
     )
-    found = {f.path for f in schema.offline_findings(se) if f.is_error}
+    found = {f.path for f in schema.cel_findings(se) if f.is_error}
     assert {"spec", "spec.hosts[0]"} <= found
 
 

@@ -1,0 +1,93 @@
+"""``/mutate`` answers: dry-run parity, skips, refusals, non-pod input, the HTTP edge."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from meshguard.webhook.injection.review import handle_mutate, mutate_review
+
+POD: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"generateName": "web-", "labels": {"app": "web"}},
+    "spec": {"containers": [{"name": "web", "image": "w", "ports": [{"containerPort": 8080}]}]},
+}
+
+
+def _review(pod: dict[str, Any], **request: Any) -> dict[str, Any]:
+    base = {"uid": "abc", "operation": "CREATE", "namespace": "shop", "object": pod}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {**base, **request},
+    }
+
+
+def test_dry_run_gets_the_same_patch() -> None:
+    real = mutate_review(_review(copy.deepcopy(POD)))
+    dry = mutate_review(_review(copy.deepcopy(POD), dryRun=True))
+    assert real == dry
+    assert real["response"]["patchType"] == "JSONPatch"
+    assert real["apiVersion"] == "admission.k8s.io/v1" and real["kind"] == "AdmissionReview"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"spec": {**POD["spec"], "hostNetwork": True}},
+        {"metadata": {"labels": {"sidecar.istio.io/inject": "true"}}},
+        {"metadata": {"annotations": {"sidecar.meshguard.io/inject": "false"}}},
+        {"metadata": {"annotations": {"sidecar.istio.io/status": "{}"}}},
+    ],
+    ids=["hostNetwork", "istio-label", "opt-out-annotation", "istio-injected"],
+)
+def test_skips_are_allowed_without_patch(change: dict[str, Any]) -> None:
+    response = mutate_review(_review({**POD, **change}))["response"]
+    assert response == {"uid": "abc", "allowed": True}
+
+
+def test_already_injected_pod_is_left_alone() -> None:
+    first = mutate_review(_review(copy.deepcopy(POD)))["response"]
+    import base64
+
+    import jsonpatch
+
+    injected = jsonpatch.apply_patch(POD, json.loads(base64.b64decode(first["patch"])))
+    assert "patch" not in mutate_review(_review(injected))["response"]
+
+
+def test_invalid_annotation_is_refused_with_its_name() -> None:
+    pod = {**POD, "metadata": {"annotations": {"sidecar.meshguard.io/proxyCPU": "lots"}}}
+    response = mutate_review(_review(pod))["response"]
+    assert response["allowed"] is False
+    assert "sidecar.meshguard.io/proxyCPU" in response["status"]["message"]
+
+
+def test_operations_other_than_create_and_missing_objects_pass() -> None:
+    assert mutate_review(_review(POD, operation="UPDATE"))["response"]["allowed"] is True
+    assert "patch" not in mutate_review(_review(POD, operation="UPDATE"))["response"]
+    assert mutate_review(_review("not a pod"))["response"] == {"uid": "abc", "allowed": True}  # type: ignore[arg-type]
+
+
+async def test_http_edge() -> None:
+    app = web.Application()
+    app.router.add_post("/mutate", handle_mutate)
+    async with TestClient(TestServer(app)) as client:
+        ok = await client.post("/mutate", json=_review(POD))
+        assert ok.status == 200
+        assert (await ok.json())["response"]["patchType"] == "JSONPatch"
+        assert (
+            await client.post("/mutate", data="x", headers={"Content-Type": "text/plain"})
+        ).status == 415
+        assert (
+            await client.post("/mutate", data="", headers={"Content-Type": "application/json"})
+        ).status == 400
+        assert (
+            await client.post("/mutate", data="{nope", headers={"Content-Type": "application/json"})
+        ).status == 400
