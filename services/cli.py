@@ -17,6 +17,7 @@ from meshguard.stack import command as stack_command
 from meshguard.webhook import cli as webhook_cli
 from meshguard.webhook.agent import cli as agent_cli
 from meshguard.webhook.ca import cli as ca_cli
+from meshguard.webhook.injection import cli as inject_cli
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -28,6 +29,7 @@ def _registrations() -> list[Register]:
         stack_command.register,
         ca_cli.register,
         agent_cli.register,
+        inject_cli.register,
         ratelimit_cli.register,
         authz_cli.register,
         webhook_cli.register,

@@ -15,6 +15,7 @@ from meshguard.common.server import ServiceRuntime
 from meshguard.common.tls import ReloadingTls, TlsFiles
 from meshguard.common.validation import ValidatorRegistry
 from meshguard.webhook import admission, metrics
+from meshguard.webhook.injection.review import handle_mutate
 from meshguard.webhook.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class ValidateHandler:
 def build_app(registry: ValidatorRegistry, max_body_bytes: int) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes + 1)
     app.router.add_post("/validate", ValidateHandler(registry, max_body_bytes).handle)
+    app.router.add_post("/mutate", handle_mutate)
     return app
 
 
