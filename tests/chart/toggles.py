@@ -60,7 +60,19 @@ DOMAINS: list[dict[str, Any]] = [
 
 TOGGLES: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "configs": {"authz": {"policies": POLICIES}, "ratelimit": {"domains": DOMAINS}},
+    "configs": {
+        "authz": {"policies": POLICIES},
+        "ratelimit": {
+            "domains": DOMAINS,
+            "settings": {
+                "fail-open": True,
+                "shadow-mode": False,
+                "near-limit-ratio": 0.9,
+                "redis-timeout": "20ms",
+                "local-cache-entries": 10000,
+            },
+        },
+    },
     "cert-manager": {"certManager": {"enabled": True}},
     "cert-manager-issuer": {
         "certManager": {

@@ -6,11 +6,21 @@
 {{- default (printf "%s-mesh-ca" (include "meshguard.fullname" .)) .Values.meshCA.existingSecret -}}
 {{- end -}}
 
+{{/* The DNS names of a component's Service, for a context dict {root, name}. */}}
+{{- define "meshguard.serviceDnsNames" -}}
+{{- $svc := include "meshguard.componentName" . -}}
+{{- $ns := .root.Release.Namespace -}}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson -}}
+{{- end -}}
+
 {{/* DNS names the API server may use for the webhook Service. */}}
 {{- define "meshguard.webhookDnsNames" -}}
-{{- $svc := include "meshguard.componentName" (dict "root" . "name" "webhook") -}}
-{{- $ns := .Release.Namespace -}}
-{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson -}}
+{{- include "meshguard.serviceDnsNames" (dict "root" . "name" "webhook") -}}
+{{- end -}}
+
+{{/* DNS names workloads use for the mesh CA's Service. */}}
+{{- define "meshguard.caDnsNames" -}}
+{{- include "meshguard.serviceDnsNames" (dict "root" . "name" "ca") -}}
 {{- end -}}
 
 {{/*

@@ -153,23 +153,28 @@ securityContext:
   {{- toYaml .root.Values.containerSecurityContext | nindent 2 }}
 resources:
   {{- toYaml $v.resources | nindent 2 }}
+{{ include "meshguard.probes" "http-admin" }}
+{{- end -}}
+
+{{/* startup / liveness on /healthz and readiness on /readyz of the named admin port. */}}
+{{- define "meshguard.probes" -}}
 startupProbe:
   httpGet:
     path: /healthz
-    port: http-admin
+    port: {{ . }}
   periodSeconds: 2
   failureThreshold: 30
 livenessProbe:
   httpGet:
     path: /healthz
-    port: http-admin
+    port: {{ . }}
   periodSeconds: 10
   timeoutSeconds: 2
   failureThreshold: 3
 readinessProbe:
   httpGet:
     path: /readyz
-    port: http-admin
+    port: {{ . }}
   periodSeconds: 5
   timeoutSeconds: 2
   failureThreshold: 2

@@ -1,6 +1,8 @@
 {{/*
-How ratelimit reaches Redis, in envoyproxy/ratelimit's terms: REDIS_TYPE single|sentinel|cluster
-and REDIS_URL as host:port, "master,sentinel1,sentinel2" or "node1,node2".
+How ratelimit reaches Redis, with the service's flags (named after envoyproxy/ratelimit's
+settings): --redis-type single|sentinel|cluster and --redis-url as host:port,
+"master,sentinel1,sentinel2" or "node1,node2". Passwords come from Secrets as REDIS_AUTH /
+REDIS_SENTINEL_AUTH environment variables, never as flags.
 */}}
 {{- define "meshguard.redisType" -}}
 {{- $mode := .Values.redis.mode -}}
@@ -26,12 +28,27 @@ and REDIS_URL as host:port, "master,sentinel1,sentinel2" or "node1,node2".
 {{- end -}}
 {{- end -}}
 
-{{- define "meshguard.redisEnv" -}}
+{{- define "meshguard.redisArgs" -}}
+{{- $tls := .Values.redis.tls -}}
+- --redis-type={{ include "meshguard.redisType" . }}
+- --redis-url={{ include "meshguard.redisUrl" . }}
+{{- if $tls.enabled }}
+- --redis-tls
+{{- if $tls.skipHostnameVerification }}
+- --redis-tls-skip-hostname-verification
+{{- end }}
+{{- if $tls.existingSecret }}
+- --redis-tls-cacert=/etc/meshguard/redis-tls/ca.crt
+{{- if $tls.clientCertificate }}
+- --redis-tls-client-cert=/etc/meshguard/redis-tls/tls.crt
+- --redis-tls-client-key=/etc/meshguard/redis-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "meshguard.redisSecretEnv" -}}
 {{- $redis := .Values.redis -}}
-- name: REDIS_TYPE
-  value: {{ include "meshguard.redisType" . }}
-- name: REDIS_SOCKET_TYPE
-  value: tcp
 {{- with $redis.auth.existingSecret }}
 - name: REDIS_AUTH
   valueFrom:
@@ -45,15 +62,5 @@ and REDIS_URL as host:port, "master,sentinel1,sentinel2" or "node1,node2".
     secretKeyRef:
       name: {{ $redis.sentinel.auth.existingSecret }}
       key: {{ $redis.sentinel.auth.key }}
-{{- end }}
-{{- if $redis.tls.enabled }}
-- name: REDIS_TLS
-  value: "true"
-- name: REDIS_TLS_SKIP_HOSTNAME_VERIFICATION
-  value: {{ $redis.tls.skipHostnameVerification | quote }}
-{{- if $redis.tls.existingSecret }}
-- name: REDIS_TLS_CACERT
-  value: /etc/meshguard/redis-tls/ca.crt
-{{- end }}
 {{- end }}
 {{- end -}}

@@ -1,0 +1,156 @@
+"""The chart runs the services with their real flags: rendered args parse with meshguard's CLI."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+from typing import Any
+
+import pytest
+
+from meshguard.cli import build_parser
+from meshguard.ratelimit.settings import from_args
+from tests.chart.helm import CHART, container, find, one
+from tests.chart.toggles import TOGGLES
+
+Rendered = dict[str, list[dict[str, Any]]]
+
+# Flags of `meshguard ratelimit serve` the chart sets from its own values; every other flag is
+# offered under ratelimit.settings.
+RATELIMIT_CHART_OWNED = {
+    "config",
+    "backend",
+    "host",
+    "grpc-port",
+    "http-port",
+    "admin-port",
+    "redis-url",
+    "redis-type",
+    "redis-auth",
+    "redis-sentinel-auth",
+    "redis-tls",
+    "redis-tls-cacert",
+    "redis-tls-client-cert",
+    "redis-tls-client-key",
+    "redis-tls-skip-hostname-verification",
+    "log-level",
+}
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub: argparse.ArgumentParser = action.choices[name]
+    return sub
+
+
+def _parse(args: list[str]) -> argparse.Namespace:
+    """argparse's namespace for ``meshguard <args>``; a usage error fails with its message."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            return build_parser().parse_args(args)
+        except SystemExit:
+            pytest.fail(f"meshguard rejects the chart's args {args}: {err.getvalue()}")
+
+
+def _meshguard_containers(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        c
+        for d in find(manifests, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+        if "/meshguard/meshguard" in c["image"]
+    ]
+
+
+@pytest.mark.parametrize("toggle", sorted(TOGGLES))
+def test_every_container_args_parse(rendered: Rendered, toggle: str) -> None:
+    for c in _meshguard_containers(rendered[toggle]):
+        args = _parse(c["args"])
+        assert args.handler is not None
+
+
+def test_every_service_runs_serve(rendered: Rendered) -> None:
+    commands = sorted(c["args"][:2] for c in _meshguard_containers(rendered["defaults"]))
+    assert commands == [
+        ["authz", "serve"],
+        ["ca", "serve"],
+        ["ratelimit", "serve"],
+        ["webhook", "serve"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("toggle", "redis_type", "url"),
+    [
+        ("defaults", "single", "mg-meshguard-redis:6379"),
+        ("redis-external", "single", "redis.example.com:6380"),
+        ("redis-sentinel", "sentinel", "main,sentinel-0.redis:26379,sentinel-1.redis:26379"),
+        ("redis-cluster", "cluster", "rc-0.rc:6379,rc-1.rc:6379"),
+    ],
+)
+def test_ratelimit_reaches_redis_as_configured(
+    rendered: Rendered, toggle: str, redis_type: str, url: str
+) -> None:
+    c = container(one(rendered[toggle], "Deployment", "-ratelimit"))
+    settings = from_args(_parse(c["args"]), environ={})
+    assert settings.backend == "redis"
+    assert (settings.redis.type, settings.redis.url) == (redis_type, url)
+    assert settings.config_paths == ("/etc/meshguard/ratelimit",)
+
+
+def test_redis_secrets_and_tls_reach_the_service(rendered: Rendered) -> None:
+    c = container(one(rendered["redis-external"], "Deployment", "-ratelimit"))
+    env = {e["name"]: e for e in c["env"]}
+    secret = {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
+    assert env["REDIS_AUTH"]["valueFrom"] == secret
+    settings = from_args(_parse(c["args"]), environ={})
+    assert settings.redis.tls is True
+    assert settings.redis.tls_ca == "/etc/meshguard/redis-tls/ca.crt"
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert "/etc/meshguard/redis-tls" in mounts
+    sentinel = container(one(rendered["redis-sentinel"], "Deployment", "-ratelimit"))
+    assert {e["name"] for e in sentinel["env"]} >= {"REDIS_SENTINEL_AUTH"}
+
+
+def test_ratelimit_settings_become_flags(rendered: Rendered) -> None:
+    c = container(one(rendered["configs"], "Deployment", "-ratelimit"))
+    settings = from_args(_parse(c["args"]), environ={})
+    assert settings.fail_open is True
+    assert settings.service.shadow_mode is False
+    assert settings.service.near_limit_ratio == 0.9
+    assert settings.redis.timeout == pytest.approx(0.02)
+
+
+def test_ratelimit_settings_schema_offers_every_other_serve_flag() -> None:
+    serve = _subparser(_subparser(build_parser(), "ratelimit"), "serve")
+    flags = {
+        a.option_strings[0][2:] for a in serve._actions if a.option_strings and a.dest != "help"
+    }
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    offered = set(schema["properties"]["ratelimit"]["properties"]["settings"]["properties"])
+    assert offered == flags - RATELIMIT_CHART_OWNED
+    assert flags >= RATELIMIT_CHART_OWNED, "a flag the chart sets no longer exists"
+
+
+def test_authz_flags_carry_the_values(rendered: Rendered) -> None:
+    c = container(one(rendered["defaults"], "Deployment", "-authz"))
+    args = _parse(c["args"])
+    assert (args.grpc_port, args.http_port, args.admin_port) == (9000, 8000, 9901)
+    assert args.root_namespace == "istio-system"
+    assert args.trust_domain == "cluster.local"
+    assert args.policies == ["/etc/meshguard/policies"]
+
+
+def test_webhook_serves_the_mounted_certificate(rendered: Rendered) -> None:
+    deployment = one(rendered["defaults"], "Deployment", "-webhook")
+    c = container(deployment, "webhook")
+    args = _parse(c["args"])
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "webhook-tls")
+    assert args.tls_cert == f"{mount['mountPath']}/tls.crt"
+    assert args.tls_key == f"{mount['mountPath']}/tls.key"
+    assert args.port == 8443
+    ca = _parse(container(deployment, "ca")["args"])
+    assert str(ca.ca_cert) == "/etc/meshguard/mesh-ca/tls.crt"
+    assert "mg-meshguard-ca.meshguard-system.svc" in ca.serving_host
