@@ -1,4 +1,4 @@
-"""``meshguard webhook serve``: the validating admission webhook process."""
+"""``meshguard webhook serve`` (the validating admission webhook) and ``meshguard analyze``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 from meshguard.common import logs
 from meshguard.common.tls import TlsError
 from meshguard.registry import default_registry
-from meshguard.webhook import settings
+from meshguard.webhook import analyze_command, settings
 from meshguard.webhook.server import build_runtime
 
 
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     settings.add_arguments(serve)
     serve.set_defaults(handler=_serve)
+    analyze_command.register(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:
