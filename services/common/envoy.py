@@ -14,7 +14,6 @@ import contextlib
 import importlib.metadata
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from meshguard.common.netutil import LOCALHOST
+from meshguard.common.processes import terminate
 
 JsonObject = dict[str, Any]
 
@@ -114,13 +114,7 @@ class EnvoyProcess:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop Envoy (SIGTERM, SIGKILL after ``timeout``) and delete its directory. Idempotent."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -18,6 +18,7 @@ from typing import Self
 import redis
 
 from meshguard.common.netutil import LOCALHOST, free_port
+from meshguard.common.processes import terminate
 
 
 class RedisHarnessError(RuntimeError):
@@ -117,14 +118,7 @@ class RedisServer:
 
     def _end(self, sig: signal.Signals, timeout: float) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout, sig)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
