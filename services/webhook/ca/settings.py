@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="development: load ca-cert.pem/ca-key.pem from here, generating them if missing",
     )
-    add_flag(parser, "--default-ttl", type=_seconds, default=86400, help="leaf TTL, seconds")
-    add_flag(parser, "--max-ttl", type=_seconds, default=90 * 86400, help="max TTL, seconds")
+    add_flag(parser, "--default-ttl", type=int, default=86400, help="leaf TTL, seconds")
+    add_flag(parser, "--max-ttl", type=int, default=90 * 86400, help="max TTL, seconds")
     add_flag(parser, "--audience", default="meshguard-ca", help="token audience required")
     add_flag(
         parser,
@@ -84,8 +84,8 @@ def from_args(args: argparse.Namespace) -> CaSettings:
         ca_key=args.ca_key,
         root_cert=args.root_cert,
         generated_root_dir=args.generated_root_dir,
-        default_ttl=args.default_ttl,
-        max_ttl=args.max_ttl,
+        default_ttl=datetime.timedelta(seconds=args.default_ttl),
+        max_ttl=datetime.timedelta(seconds=args.max_ttl),
         audience=args.audience,
         token_verifier=args.token_verifier,
         issuer_keys=args.issuer_keys,
@@ -93,7 +93,3 @@ def from_args(args: argparse.Namespace) -> CaSettings:
         kube_api=args.kube_api,
         serving_hosts=tuple(repeated(args, "serving_host") or _DEFAULT_HOSTS),
     )
-
-
-def _seconds(text: str) -> datetime.timedelta:
-    return datetime.timedelta(seconds=int(text))
