@@ -55,6 +55,10 @@ def _maps(value: Any) -> list[Mapping[str, Any]]:
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -135,8 +139,8 @@ def conflicting_hosts(inventory: Inventory) -> Iterator[Diagnostic]:
         ns = namespace_of(vs)
         for _, gateway in _bound_gateways(vs):
             key_gateway = MESH if gateway == MESH else "/".join(_gateway_ref(gateway, ns))
-            for host in vs.spec.get("hosts") or []:
-                if isinstance(host, str):
+            for host in _strings(vs.spec.get("hosts")):
+                if host:
                     claims.setdefault((key_gateway, fqdn(host, ns)), []).append(vs)
     for (gateway, host), owners in claims.items():
         unique = list({id(o): o for o in owners}.values())
@@ -217,8 +221,7 @@ def destination_rule_hosts(inventory: Inventory) -> Iterator[Diagnostic]:
     if not services:
         return
     entries = [
-        h for se in inventory.istio("ServiceEntry") for h in se.spec.get("hosts") or []
-        if isinstance(h, str)
+        h for se in inventory.istio("ServiceEntry") for h in _strings(se.spec.get("hosts"))
     ]  # fmt: skip
     for dr in inventory.istio("DestinationRule"):
         host = fqdn(_str(dr.spec.get("host")), namespace_of(dr))
