@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,3 +22,32 @@ def test_every_services_package_is_listed() -> None:
     }
     assert found - listed == set(), "add these to [tool.setuptools] packages"
     assert listed - found == set(), "listed packages that do not exist"
+
+
+def test_regular_install_carries_every_data_file(tmp_path: Path) -> None:
+    """Build the wheel as ``pip install .`` would and check no file under services/ is lost."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob("meshguard-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    services = ROOT / "services"
+    expected = {
+        "meshguard/" + str(path.relative_to(services))
+        for path in services.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".md"
+    }
+    assert expected - shipped == set(), "add these to [tool.setuptools.package-data]"
