@@ -62,6 +62,11 @@ class CertificateService(ca_pb2_grpc.CertificateServiceServicer):  # type: ignor
             log.warning("certificate refused", extra={"reason": refusal.reason})
             await context.abort(refusal.code, str(refusal))
             raise AssertionError("unreachable") from None  # abort raises
+        except Exception:
+            REFUSALS.labels("internal").inc()
+            log.exception("certificate request failed")
+            await context.abort(grpc.StatusCode.INTERNAL, "the CA failed to sign; see its log")
+            raise AssertionError("unreachable") from None
 
     async def GetRootBundle(
         self, request: ca_pb2.GetRootBundleRequest, context: grpc.aio.ServicerContext

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from meshguard.webhook.injection import settings
 from meshguard.webhook.injection.annotations import InjectionError
 from meshguard.webhook.injection.config import InjectionConfig
 from meshguard.webhook.injection.decision import decide
@@ -32,14 +33,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("-f", "--filename", required=True, help="YAML file, or - for stdin")
     parser.add_argument("--namespace", default="default", help="when a manifest has none")
-    parser.add_argument("--proxy-image", default=InjectionConfig().proxy_image)
-    parser.add_argument("--mtls-mode", default="STRICT", choices=["STRICT", "PERMISSIVE"])
+    settings.add_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
-    config = InjectionConfig(proxy_image=args.proxy_image, mtls_mode=args.mtls_mode)
+    config = settings.from_args(args)
     out = []
     try:
         for doc in yaml.safe_load_all(text):

@@ -17,6 +17,7 @@ from meshguard.common.protos.meshguard.ca.v1 import ca_pb2, ca_pb2_grpc
 from meshguard.webhook.ca.authority import Issuer, generate_root
 from meshguard.webhook.ca.issuer_keys import IssuerKeysVerifier
 from meshguard.webhook.ca.service import CaPolicy, CertificateService
+from meshguard.webhook.ca.tokens import ServiceAccountIdentity
 from tests.harness.satokens import ServiceAccountIssuer
 
 SA = ServiceAccountIssuer.create()
@@ -139,3 +140,30 @@ async def test_refusals_are_statuses_with_a_metric(
     assert caught.value.code() == code
     assert message in (caught.value.details() or "")
     assert _refusals(reason) == before + 1
+
+
+class _BrokenVerifier:
+    async def verify(self, token: str) -> ServiceAccountIdentity:
+        raise RuntimeError("bug")
+
+
+async def test_unexpected_failures_are_internal_with_a_metric() -> None:
+    server = grpc.aio.server()
+    CertificateService(generate_root("cluster.local"), _BrokenVerifier(), CaPolicy()).register(
+        server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    before = _refusals("internal")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = ca_pb2_grpc.CertificateServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.CreateCertificate(
+                    ca_pb2.CreateCertificateRequest(csr=_csr()),
+                    metadata=[("authorization", "Bearer t")],
+                )
+    finally:
+        await server.stop(None)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert _refusals("internal") == before + 1

@@ -38,3 +38,13 @@ def test_bad_annotation_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path
     source.write_text(yaml.safe_dump(pod))
     assert main(["inject", "-f", str(source)]) == 1
     assert "sidecar.meshguard.io/mtlsMode" in capsys.readouterr().err
+
+
+def test_settings_come_from_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["inject", "-f", str(EXAMPLE), "--inject-proxy-image", "example/proxy:1"]
+    assert main([*argv, "--inject-authz-address", "authz.example:9000"]) == 0
+    deployment = yaml.safe_load(capsys.readouterr().out)
+    proxy = deployment["spec"]["template"]["spec"]["containers"][1]
+    assert proxy["image"] == "example/proxy:1"
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert '"address":"authz.example","port_value":9000' in env["MESHGUARD_ENVOY_BOOTSTRAP"]
