@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshguard.authz import explain, loader, settings
+from meshguard.authz import eventloop, explain, loader, settings
 from meshguard.authz.attributes import HttpRequest
 from meshguard.authz.authn import Authenticator, AuthnResult
 from meshguard.authz.checkrequest import InvalidRequest
@@ -48,13 +48,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
+    options = settings.from_args(args)
     try:
-        runtime = build_runtime(settings.from_args(args))
+        runtime = build_runtime(options)
     except FindingsError as exc:
         for finding in exc.findings:
             print(finding, file=sys.stderr)
         return 1
-    asyncio.run(runtime.run())
+    with asyncio.Runner(loop_factory=eventloop.loop_factory(options.event_loop)) as runner:
+        runner.run(runtime.run())
     return 0
 
 

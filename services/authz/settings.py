@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from meshguard.authz import eventloop
 from meshguard.common.settings import add_flag, repeated
 
 
@@ -23,6 +24,7 @@ class AuthzSettings:
     log_allow_sample: float
     log_deny_sample: float
     jwks_refresh_interval: float
+    event_loop: str = "auto"
 
 
 def _rate(text: str) -> float:
@@ -30,6 +32,12 @@ def _rate(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"sampling rate must be within 0..1, got {text}")
     return value
+
+
+def _event_loop(text: str) -> str:
+    if text not in eventloop.CHOICES:
+        raise ValueError(f"event loop must be one of {', '.join(eventloop.CHOICES)}, got {text}")
+    return text
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1200.0,
         help="seconds between jwksUri refreshes",
     )
+    add_flag(
+        parser,
+        "--event-loop",
+        default="auto",
+        type=_event_loop,
+        help="asyncio event loop: uvloop when installed (auto), or force one",
+    )
 
 
 def from_args(args: argparse.Namespace) -> AuthzSettings:
@@ -101,4 +116,5 @@ def from_args(args: argparse.Namespace) -> AuthzSettings:
         log_allow_sample=args.log_allow_sample,
         log_deny_sample=args.log_deny_sample,
         jwks_refresh_interval=args.jwks_refresh_interval,
+        event_loop=args.event_loop,
     )
