@@ -7,6 +7,7 @@ for a whole sub-object through a :class:`~meshguard.webhook.fields.Node`.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -72,6 +73,7 @@ NANOS_PER_MS = 1_000_000
 NANOS_PER_S = 1_000_000_000
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_duration(text: str) -> Fraction | None:
     """Nanoseconds in a Go duration string (``1h30m``, ``1.5s``, ``300ms``); None if malformed."""
     sign = 1

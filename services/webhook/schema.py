@@ -37,6 +37,12 @@ _JSON_TYPES = {
     "number": "number",
     "boolean": "boolean",
 }
+_CONSTRAINT_KEYS = frozenset(
+    {
+        "enum", "minLength", "maxLength", "pattern", "minimum", "maximum", "minItems",
+        "maxItems", "minProperties", "maxProperties", "required", "oneOf", "allOf",
+    }
+)  # fmt: skip
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
@@ -101,7 +107,7 @@ class _Walk:
             for rule in schema.get("x-kubernetes-validations") or []:
                 if cel.holds(rule.get("rule", ""), value) is False:
                     self.out.append(error(path, rule.get("message") or f"failed: {rule['rule']}"))
-        if isinstance(value, Mapping):
+        if _is_map(value):
             self._object(value, schema, path)
         elif isinstance(value, list):
             items = schema.get("items")
@@ -121,6 +127,8 @@ class _Walk:
         return ok
 
     def _constraints(self, value: Any, schema: Schema, path: str) -> None:
+        if schema.keys().isdisjoint(_CONSTRAINT_KEYS):
+            return
         problems: list[str] = []
         enum = schema.get("enum")
         if enum is not None and value not in enum:
@@ -136,7 +144,7 @@ class _Walk:
             _bounds(value, schema, "minimum", "maximum", "value", problems)
         elif isinstance(value, list):
             _bounds(len(value), schema, "minItems", "maxItems", "number of items", problems)
-        elif isinstance(value, Mapping):
+        elif _is_map(value):
             _bounds(
                 len(value), schema, "minProperties", "maxProperties", "number of entries", problems
             )
@@ -165,6 +173,11 @@ class _Walk:
                 )
 
 
+def _is_map(value: Any) -> bool:
+    """Decoded JSON is plain dicts: test for dict first, the Mapping ABC check is slow."""
+    return isinstance(value, (dict, Mapping))
+
+
 def _matches_type(value: Any, expected: str) -> bool:
     if not expected:
         return True
@@ -188,7 +201,7 @@ def _json_type(value: Any) -> str:
         return "string"
     if isinstance(value, list):
         return "array"
-    if isinstance(value, Mapping):
+    if _is_map(value):
         return "object"
     return type(value).__name__
 

@@ -514,7 +514,7 @@ def _canonical(match: Any) -> str:
 
 def _check_http_analysis(spec: Node) -> None:
     """Rules after a catch-all, rules whose matches all repeat earlier ones, shadowed matches."""
-    seen: list[tuple[str, dict[str, Any]]] = []
+    seen: list[_Seen] = []
     catch_all: str | None = None
     for _, rule in spec.children("http"):
         matches = [m for m in (rule.array("match") or []) if isinstance(m, dict)]
@@ -531,34 +531,48 @@ def _check_http_analysis(spec: Node) -> None:
         repeated = 0
         for index, match in enumerate(matches):
             path = f"{rule.at('match')}[{index}]"
-            earlier = _shadowing(match, seen)
+            current = _Seen.of(path, match)
+            earlier = current.shadowed_by(seen)
             if earlier is not None:
                 repeated += 1
                 if len(matches) > 1:
                     rule.report.warn(path, f"match is ineffective: {earlier} already matches it")
-            seen.append((path, match))
+            seen.append(current)
         if repeated == len(matches):
             rule.warn(
                 "", "rule is unreachable: every match repeats or is shadowed by an earlier rule"
             )
 
 
-def _shadowing(match: dict[str, Any], seen: list[tuple[str, dict[str, Any]]]) -> str | None:
-    key = _canonical(match)
-    rest = _canonical({k: v for k, v in match.items() if k != "uri"})
-    uri = match.get("uri")
-    for path, earlier in seen:
-        if _canonical(earlier) == key:
-            return path
-        earlier_uri = earlier.get("uri")
-        if (
-            isinstance(earlier_uri, dict)
-            and isinstance(uri, dict)
-            and list(earlier_uri) == ["prefix"]
-            and isinstance(earlier_uri["prefix"], str)
-            and _canonical({k: v for k, v in earlier.items() if k != "uri"}) == rest
-        ):
-            target = uri.get("prefix", uri.get("exact"))
-            if isinstance(target, str) and target.startswith(earlier_uri["prefix"]):
-                return path
-    return None
+class _Seen:
+    """A match already in effect, with the canonical forms the shadowing test compares."""
+
+    __slots__ = ("key", "path", "prefix", "rest", "uri_value")
+
+    def __init__(self, path: str, key: str, rest: str, prefix: str | None, uri: str | None):
+        self.path, self.key, self.rest, self.prefix, self.uri_value = path, key, rest, prefix, uri
+
+    @classmethod
+    def of(cls, path: str, match: dict[str, Any]) -> _Seen:
+        uri = match.get("uri")
+        prefix = uri_value = None
+        if isinstance(uri, dict):
+            if list(uri) == ["prefix"] and isinstance(uri["prefix"], str):
+                prefix = uri["prefix"]
+            value = uri.get("prefix", uri.get("exact"))
+            uri_value = value if isinstance(value, str) else None
+        rest = _canonical({k: v for k, v in match.items() if k != "uri"})
+        return cls(path, _canonical(match), rest, prefix, uri_value)
+
+    def shadowed_by(self, seen: list[_Seen]) -> str | None:
+        for earlier in seen:
+            if earlier.key == self.key:
+                return earlier.path
+            if (
+                earlier.prefix is not None
+                and self.uri_value is not None
+                and earlier.rest == self.rest
+                and self.uri_value.startswith(earlier.prefix)
+            ):
+                return earlier.path
+        return None
