@@ -16,7 +16,8 @@ from typing import Any
 
 from meshguard.common.findings import Finding, FindingsError, error, field
 from meshguard.common.sources import SourceFile
-from meshguard.ratelimit.configfile import DescriptorDoc, DomainDoc, parse_file
+from meshguard.ratelimit.algorithms import Algorithm
+from meshguard.ratelimit.configfile import DescriptorDoc, DomainDoc, RateLimitDoc, parse_file
 
 
 class Unit(enum.IntEnum):
@@ -74,6 +75,28 @@ class RateLimit:
     quota_mode: bool = False
     detailed_metric: bool = False
     replaces: frozenset[str] = frozenset()
+    # Extensions (opt-in; the defaults are the reference's fixed window and key layout):
+    unit_multiplier: int = 1
+    algorithm: Algorithm = Algorithm.FIXED_WINDOW
+    key_tag: str = ""  # "" keeps the reference's counter name; see :func:`key_tag`
+    stat_suffix: str = ""  # ".<label>" when a descriptor has several limits
+
+    @property
+    def window(self) -> int:
+        """Window length in seconds (unit length times ``unit_multiplier``)."""
+        return self.unit.seconds * self.unit_multiplier
+
+
+def key_tag(algorithm: Algorithm, window: int, reference_layout: bool) -> str:
+    """What tells this limit's counter apart from the reference's ``<entries><window start>``.
+
+    Fixed windows append ``_<window>s`` after the window start unless they are the reference's
+    layout (first limit, multiplier 1); the scripted algorithms keep one key per descriptor and
+    window (``sliding_60s``, ``gcra_60s``) instead of one per window start.
+    """
+    if algorithm is Algorithm.FIXED_WINDOW:
+        return "" if reference_layout else f"_{window}s"
+    return f"{algorithm.value.split('_')[0]}_{window}s"
 
 
 class Wildcard:
@@ -102,12 +125,17 @@ class Node:
     """One config descriptor. ``children`` is keyed like the reference: ``key`` or ``key_value``."""
 
     composite: str
-    limit: RateLimit | None
+    limits: tuple[RateLimit, ...]
     children: Mapping[str, Node]
     wildcards: tuple[tuple[Wildcard, Node], ...]
     value_to_metric: bool = False
     share_threshold: bool = False
     metadata: Mapping[str, Any] | None = None
+
+    @property
+    def limit(self) -> RateLimit | None:
+        """The first (for reference configs: the only) limit of this node."""
+        return self.limits[0] if self.limits else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,12 +161,15 @@ class RateLimitConfig:
 def _dump(node: Node, prefix: str, lines: list[str]) -> None:
     for composite, child in node.children.items():
         key = prefix + composite
-        limit = child.limit
-        if limit is not None:
+        for limit in child.limits:
             if limit.unlimited:
                 text = "unlimited"
             else:
                 text = f"unit={limit.unit.name} requests_per_unit={limit.requests_per_unit}"
+                if limit.unit_multiplier != 1:
+                    text += f" unit_multiplier={limit.unit_multiplier}"
+                if limit.algorithm is not Algorithm.FIXED_WINDOW:
+                    text += f" algorithm={limit.algorithm.value}"
             flags = [
                 flag
                 for flag, on in (
@@ -195,7 +226,7 @@ def build(docs: Iterable[DomainDoc], options: CompileOptions = CompileOptions())
     if problems:
         raise FindingsError(problems)
     domains = {
-        name: Domain(name, level.freeze("", None, False, False, None))
+        name: Domain(name, level.freeze("", (), False, False, None))
         for name, level in builders.items()
     }
     return RateLimitConfig(MappingProxyType(domains))
@@ -205,7 +236,7 @@ class _Level:
     """Mutable siblings while building; frozen into :class:`Node` objects at the end."""
 
     def __init__(self) -> None:
-        self.children: dict[str, tuple[DescriptorDoc, RateLimit | None, _Level]] = {}
+        self.children: dict[str, tuple[DescriptorDoc, tuple[RateLimit, ...], _Level]] = {}
         self.wildcards: list[str] = []
 
     def add(self, descriptors: Iterable[DescriptorDoc], parent_key: str, report: Any) -> None:
@@ -218,7 +249,7 @@ class _Level:
             if composite in self.children:
                 report(doc.path, f"duplicate descriptor composite key '{full_key}'")
                 continue
-            limit = _limit(doc, full_key, report)
+            limits = _limits(doc, full_key, report)
             if doc.share_threshold and "*" not in composite:
                 report(
                     field(doc.path, "share_threshold"),
@@ -227,26 +258,26 @@ class _Level:
                 )
             child = _Level()
             child.add(doc.descriptors, full_key + ".", report)
-            self.children[composite] = (doc, limit, child)
+            self.children[composite] = (doc, limits, child)
             if "*" in composite:
                 self.wildcards.append(composite)
 
     def freeze(
         self,
         composite: str,
-        limit: RateLimit | None,
+        limits: tuple[RateLimit, ...],
         value_to_metric: bool,
         share_threshold: bool,
         metadata: Mapping[str, Any] | None,
     ) -> Node:
         children = {
-            key: level.freeze(key, lim, doc.value_to_metric, doc.share_threshold, doc.metadata)
-            for key, (doc, lim, level) in self.children.items()
+            key: level.freeze(key, lims, doc.value_to_metric, doc.share_threshold, doc.metadata)
+            for key, (doc, lims, level) in self.children.items()
         }
         wildcards = tuple((Wildcard(key), children[key]) for key in self.wildcards)
         return Node(
             composite,
-            limit,
+            limits,
             MappingProxyType(children),
             wildcards,
             value_to_metric,
@@ -255,10 +286,43 @@ class _Level:
         )
 
 
-def _limit(doc: DescriptorDoc, full_key: str, report: Any) -> RateLimit | None:
-    spec = doc.rate_limit
-    if spec is None:
-        return None
+def _limits(doc: DescriptorDoc, full_key: str, report: Any) -> tuple[RateLimit, ...]:
+    """The limits of one descriptor: its ``rate_limit``, or each entry of ``rate_limits``."""
+    if doc.rate_limits is None:
+        return () if doc.rate_limit is None else (_limit(doc, doc.rate_limit, full_key, 0, report),)
+    if doc.rate_limit is not None:
+        report(field(doc.path, "rate_limits"), "use either rate_limit or rate_limits, not both")
+    specs = doc.rate_limits
+    several = len(specs) > 1
+    limits = tuple(_limit(doc, spec, full_key, i, report, several) for i, spec in enumerate(specs))
+    if several and any(limit.unlimited for limit in limits):
+        report(
+            field(doc.path, "rate_limits"),
+            "an unlimited limit cannot be combined with other limits",
+        )
+    seen: dict[str, str] = {}
+    for spec, limit in zip(specs, limits, strict=True):
+        for what, value in (
+            ("algorithm and window", f"{limit.algorithm.value}, {limit.window}s"),
+            ("stat name", limit.stat_suffix),
+        ):
+            if value and seen.setdefault(what + value, spec.path) != spec.path:
+                report(spec.path, f"two limits of this descriptor have the same {what} ({value})")
+                break
+    return limits
+
+
+_ALGORITHMS = {a.value: a for a in Algorithm}
+
+
+def _limit(
+    doc: DescriptorDoc,
+    spec: RateLimitDoc,
+    full_key: str,
+    index: int,
+    report: Any,
+    several: bool = False,
+) -> RateLimit:
     unit = Unit.__members__.get(spec.unit.upper(), Unit.UNKNOWN)
     valid_unit = unit is not Unit.UNKNOWN
     if spec.unlimited:
@@ -273,14 +337,39 @@ def _limit(doc: DescriptorDoc, full_key: str, report: Any) -> RateLimit | None:
             report(
                 field(spec.path, "replaces"), "replaces should not contain name of same descriptor"
             )
+    multiplier = 1 if spec.unit_multiplier is None else spec.unit_multiplier
+    if multiplier < 1:
+        report(field(spec.path, "unit_multiplier"), "unit_multiplier must be at least 1")
+        multiplier = 1
+    algorithm = Algorithm.FIXED_WINDOW
+    if spec.algorithm is not None:
+        found = _ALGORITHMS.get(spec.algorithm)
+        if found is None:
+            expected = ", ".join(sorted(_ALGORITHMS))
+            report(
+                field(spec.path, "algorithm"),
+                f"unknown algorithm '{spec.algorithm}' (expected one of {expected})",
+            )
+        else:
+            algorithm = found
+    window = unit.seconds * multiplier
+    suffix = ""
+    if several:
+        label = spec.name or f"{algorithm.value}_{window}s"
+        suffix = "." + sanitize_stat(label.replace(".", "_"))
+    reference_layout = index == 0 and multiplier == 1
     return RateLimit(
         requests_per_unit=spec.requests_per_unit,
         unit=unit,
-        stat_key=sanitize_stat(full_key),
+        stat_key=sanitize_stat(full_key) + suffix,
         name=spec.name,
         unlimited=spec.unlimited,
         shadow_mode=doc.shadow_mode,
         quota_mode=doc.quota_mode,
         detailed_metric=doc.detailed_metric,
         replaces=frozenset(spec.replaces),
+        unit_multiplier=multiplier,
+        algorithm=algorithm,
+        key_tag=key_tag(algorithm, window, reference_layout),
+        stat_suffix=suffix,
     )

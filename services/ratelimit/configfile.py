@@ -44,6 +44,10 @@ VALID_KEYS = frozenset(
         "value_to_metric",
         "share_threshold",
         "metadata",
+        # meshguard's opt-in extensions (the reference rejects these names as unknown keys)
+        "rate_limits",
+        "unit_multiplier",
+        "algorithm",
     ]
 )
 UINT32_MAX = 2**32 - 1
@@ -60,6 +64,8 @@ class RateLimitDoc:
     name: str
     replaces: tuple[str, ...]
     path: str
+    unit_multiplier: int | None = None  # extension; None when not written
+    algorithm: str | None = None  # extension; None when not written
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class DescriptorDoc:
     key: str
     value: str
     rate_limit: RateLimitDoc | None
+    rate_limits: tuple[RateLimitDoc, ...] | None
     descriptors: tuple[DescriptorDoc, ...]
     shadow_mode: bool
     quota_mode: bool
@@ -341,6 +348,7 @@ class _Decoder:
             "key": "",
             "value": "",
             "rate_limit": None,
+            "rate_limits": None,
             "descriptors": (),
             "shadow_mode": False,
             "quota_mode": False,
@@ -355,6 +363,8 @@ class _Decoder:
                 values[key] = self.string(value, here)
             elif key == "rate_limit":
                 values[key] = self.rate_limit(value, here)
+            elif key == "rate_limits":
+                values[key] = self.rate_limits(value, here)
             elif key == "descriptors":
                 values[key] = self.descriptors(value, here)
             elif key in (
@@ -375,6 +385,8 @@ class _Decoder:
             return None
         requests, unit, unlimited, name = 0, "", False, ""
         replaces: list[str] = []
+        multiplier: int | None = None
+        algorithm: str | None = None
         for key, value in _pairs(mapping):
             here = field(path, key)
             if key == "requests_per_unit":
@@ -387,7 +399,21 @@ class _Decoder:
                 name = self.string(value, here)
             elif key == "replaces":
                 replaces = self.replaces(value, here)
-        return RateLimitDoc(requests, unit, unlimited, name, tuple(replaces), path)
+            elif key == "unit_multiplier":
+                multiplier = self.uint32(value, here)
+            elif key == "algorithm":
+                algorithm = self.string(value, here)
+        return RateLimitDoc(
+            requests, unit, unlimited, name, tuple(replaces), path, multiplier, algorithm
+        )
+
+    def rate_limits(self, node: yaml.Node, path: str) -> tuple[RateLimitDoc, ...]:
+        out: list[RateLimitDoc] = []
+        for index, child in enumerate(self._sequence(node, path, "[]config.YamlRateLimit")):
+            limit = self.rate_limit(child, item(path, index))
+            if limit is not None:
+                out.append(limit)
+        return tuple(out)
 
     def replaces(self, node: yaml.Node, path: str) -> list[str]:
         names: list[str] = []

@@ -12,6 +12,7 @@ import struct
 import time
 from collections.abc import Callable
 
+from meshguard.ratelimit.algorithms import Outcome
 from meshguard.ratelimit.config import RateLimit
 from meshguard.ratelimit.model import Code, Status
 from meshguard.ratelimit.stats import LimitStats
@@ -68,6 +69,26 @@ def decide(
         stats.near_limit += addend if before >= near_threshold else after - near_threshold
     stats.within_limit += addend
     return Status(Code.OK, limit, over_threshold - after, duration)
+
+
+def decide_outcome(
+    limit: RateLimit, outcome: Outcome, addend: int, stats: LimitStats, near: NearLimit
+) -> Status:
+    """The status of a sliding-window or GCRA limit. A denied call was not stored, so its whole
+    addend is ``over_limit``; an admitted one splits within / near like the fixed window."""
+    if not outcome.allowed:
+        stats.over_limit += addend
+        if limit.shadow_mode:
+            stats.shadow_mode += addend
+            return Status(Code.OK, limit, 0, outcome.reset_seconds)
+        return Status(Code.OVER_LIMIT, limit, 0, outcome.reset_seconds)
+    before = outcome.used_before
+    after = before + addend
+    near_threshold = near.threshold(limit.requests_per_unit)
+    if after > near_threshold:
+        stats.near_limit += addend if before >= near_threshold else after - near_threshold
+    stats.within_limit += addend
+    return Status(Code.OK, limit, outcome.remaining, outcome.reset_seconds)
 
 
 def decide_from_cache(limit: RateLimit, addend: int, duration: int, stats: LimitStats) -> Status:

@@ -18,12 +18,19 @@ from meshguard.ratelimit.model import Descriptor, LimitOverride, RequestError
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Match:
-    """A limit that applies to one descriptor, with the names its counter and stats use."""
+    """The limits that apply to one descriptor, with the names their counters and stats use.
 
-    limit: RateLimit
+    Reference configs give exactly one limit; ``rate_limits`` gives several, checked together.
+    """
+
+    limits: tuple[RateLimit, ...]
     counter_name: str  # "key_value_" per entry; the domain prefix and window start are added later
-    stat_key: str
+    stat_keys: tuple[str, ...]  # one per limit
     metadata: Mapping[str, Any] | None = None
+
+    @property
+    def limit(self) -> RateLimit:
+        return self.limits[0]
 
 
 def counter_name(entries: tuple[tuple[str, str], ...]) -> str:
@@ -52,23 +59,24 @@ def match(domain: Domain, descriptor: Descriptor) -> Match | None:
         if child is None:
             return None
         path.append(child)
-        if index == last and child.limit is not None:
+        if index == last and child.limits:
             found = child
         if not child.children:
             break
         node = child
-    if found is None or found.limit is None:
+    if found is None:
         return None
-    return _tree_match(domain.name, entries, path, found.limit, found.metadata)
+    return _tree_match(domain.name, entries, path, found.limits, found.metadata)
 
 
 def _tree_match(
     domain: str,
     entries: tuple[tuple[str, str], ...],
     path: list[Node],
-    limit: RateLimit,
+    limits: tuple[RateLimit, ...],
     metadata: Mapping[str, Any] | None,
 ) -> Match:
+    limit = limits[0]
     names: list[str] = []
     stat_segments: list[str] | None = None
     for node, (key, value) in zip(path, entries, strict=True):
@@ -81,10 +89,12 @@ def _tree_match(
             stat_segments[len(names) - 1] = request_composite
     if limit.detailed_metric and stat_segments is not None:
         stat_segments = [f"{k}_{v}" for k, v in entries]
-    stat_key = limit.stat_key
-    if stat_segments is not None:
-        stat_key = sanitize_stat(domain + "." + ".".join(stat_segments))
-    return Match(limit, "".join(names), stat_key, metadata)
+    if stat_segments is None:
+        stat_keys = tuple(lim.stat_key for lim in limits)
+    else:
+        base = sanitize_stat(domain + "." + ".".join(stat_segments))
+        stat_keys = tuple(base + lim.stat_suffix for lim in limits)
+    return Match(limits, "".join(names), stat_keys, metadata)
 
 
 def _override(domain: str, entries: tuple[tuple[str, str], ...], override: LimitOverride) -> Match:
@@ -93,4 +103,4 @@ def _override(domain: str, entries: tuple[tuple[str, str], ...], override: Limit
     segments = [key if value == "" else f"{key}_{value}" for key, value in entries]
     stat_key = sanitize_stat(domain + "." + ".".join(segments))
     limit = RateLimit(override.requests_per_unit, Unit(override.unit), stat_key=stat_key)
-    return Match(limit, counter_name(entries), stat_key)
+    return Match((limit,), counter_name(entries), (stat_key,))

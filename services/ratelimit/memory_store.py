@@ -5,14 +5,20 @@ operations. Counters expire like Redis keys (TTL refreshed on every increment). 
 amortised: keys are kept in touch order per TTL, so the oldest key of each TTL is the next to
 expire and a sweep only looks at the front of each queue, never at the whole table. The table
 is bounded; when it is full the key closest to expiry goes first.
+
+The opt-in algorithms keep their small states in a second table, bounded the same way (least
+recently touched first), and run the same step functions the Redis scripts mirror.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from meshguard.ratelimit.store import Increment
+from meshguard.ratelimit import algorithms
+from meshguard.ratelimit.algorithms import Algorithm
+from meshguard.ratelimit.store import Increment, ScriptOp, StepReply
 
 _SWEEP_BATCH = 256
 
@@ -26,6 +32,7 @@ class MemoryStore:
         self._counts: dict[str, int] = {}
         self._deadline: dict[str, float] = {}
         self._queues: dict[int, dict[str, None]] = {}  # ttl -> keys in touch order
+        self._states: dict[str, tuple[int, Any]] = {}  # key -> (deadline µs, state), touch order
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -54,11 +61,45 @@ class MemoryStore:
             results.append(value)
         return results
 
+    async def advance(self, ops: Sequence[ScriptOp]) -> list[StepReply]:
+        return [self._step(*op) for op in ops]
+
+    def _step(
+        self, algorithm: Algorithm, key: str, now_us: int, addend: int, window_us: int, limit: int
+    ) -> StepReply:
+        states = self._states
+        saved = states.get(key)
+        state = saved[1] if saved is not None and saved[0] > now_us else None
+        if algorithm is Algorithm.GCRA:
+            allowed, base, new = algorithms.gcra_step(state, now_us, addend, window_us, limit)
+            if allowed and new > now_us and addend > 0:
+                self._keep(key, now_us, new, new)
+            return int(allowed), base, new
+        allowed, current, previous, after = algorithms.sliding_step(
+            state, now_us, addend, window_us, limit
+        )
+        if allowed:
+            self._keep(key, now_us, now_us + 2 * window_us, after)
+        return int(allowed), current, previous
+
+    def _keep(self, key: str, now_us: int, deadline_us: int, state: Any) -> None:
+        """Store a state as most recently touched; drop the least recent if expired or full."""
+        states = self._states
+        states.pop(key, None)
+        while len(states) >= self.max_keys:
+            del states[next(iter(states))]
+        if states:
+            oldest = next(iter(states))
+            if states[oldest][0] <= now_us:
+                del states[oldest]
+        states[key] = (deadline_us, state)
+
     async def read(self, keys: Sequence[str]) -> list[int]:
         now = self._clock()
         return [self._counts[k] if self._deadline.get(k, 0.0) > now else 0 for k in keys]
 
     async def close(self) -> None:
+        self._states.clear()
         self._counts.clear()
         self._deadline.clear()
         self._queues.clear()

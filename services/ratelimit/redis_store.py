@@ -5,6 +5,10 @@ pipeline (no MULTI: INCRBY is atomic, so replicas sharing a Redis never over-adm
 standalone store uses :class:`LeanRedis` (coalesced writes, fail-fast); Sentinel and Cluster
 deployments use redis-py's clients, grouping Cluster commands per slot and running the slots
 concurrently.
+
+The opt-in algorithms run as Lua scripts by ``EVALSHA``; a ``NOSCRIPT`` answer (a restarted or
+failed-over Redis has an empty script cache) loads the scripts with ``SCRIPT LOAD`` and retries
+once, so scripts never need to be preloaded.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from meshguard.ratelimit.algorithms import SCRIPT_SHAS, SCRIPTS
 from meshguard.ratelimit.metrics import REDIS_LATENCY
 from meshguard.ratelimit.model import BackendError
-from meshguard.ratelimit.resp import LeanRedis, RedisError, encode
-from meshguard.ratelimit.store import Increment
+from meshguard.ratelimit.resp import LeanRedis, RedisError, ReplyError, encode
+from meshguard.ratelimit.store import Increment, ScriptOp, StepReply
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,6 +92,18 @@ def _commands(ops: Sequence[Increment]) -> list[bytes]:
     return commands
 
 
+def _script_commands(ops: Sequence[ScriptOp]) -> list[bytes]:
+    return [
+        encode("EVALSHA", SCRIPT_SHAS[algorithm], 1, key, now_us, addend, window_us, limit)
+        for algorithm, key, now_us, addend, window_us, limit in ops
+    ]
+
+
+def _step_reply(reply: Any) -> StepReply:
+    allowed, first, second = reply
+    return int(allowed), int(first), int(second)
+
+
 class LeanRedisStore:
     """Standalone Redis (or a proxy in front of one) through :class:`LeanRedis`."""
 
@@ -124,6 +141,22 @@ class LeanRedisStore:
             raise BackendError(str(exc)) from exc
         REDIS_LATENCY.observe(time.perf_counter() - started)
         return [int(r) for r in replies[0::2]]  # type: ignore[arg-type]
+
+    async def advance(self, ops: Sequence[ScriptOp]) -> list[StepReply]:
+        started = time.perf_counter()
+        commands = _script_commands(ops)
+        try:
+            try:
+                replies = await self.client.execute(commands)
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                await self.client.execute([encode("SCRIPT", "LOAD", s) for s in SCRIPTS.values()])
+                replies = await self.client.execute(commands)
+        except RedisError as exc:
+            raise BackendError(str(exc)) from exc
+        REDIS_LATENCY.observe(time.perf_counter() - started)
+        return [_step_reply(r) for r in replies]
 
     async def read(self, keys: Sequence[str]) -> list[int]:
         try:
@@ -213,6 +246,40 @@ class RedisPyStore:
 
         replies = await self._run(build)
         return [int(r) for r in replies[0::2]]
+
+    async def advance(self, ops: Sequence[ScriptOp]) -> list[StepReply]:
+        """EVALSHA per op in one pipeline (Cluster runs each node's share concurrently); ops that
+        met an empty script cache are retried alone after SCRIPT LOAD, so none runs twice."""
+        from redis.exceptions import NoScriptError
+        from redis.exceptions import RedisError as PyRedisError
+
+        started = time.perf_counter()
+        try:
+            replies = await self._evalsha(ops)
+            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            if missing:
+                for source in SCRIPTS.values():
+                    await self.client.script_load(source)
+                retried = await self._evalsha([ops[i] for i in missing])
+                for index, reply in zip(missing, retried, strict=True):
+                    replies[index] = reply
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        except (PyRedisError, OSError) as exc:
+            self._healthy = False
+            raise BackendError(f"redis error: {exc}") from exc
+        self._healthy = True
+        REDIS_LATENCY.observe(time.perf_counter() - started)
+        return [_step_reply(r) for r in replies]
+
+    async def _evalsha(self, ops: Sequence[ScriptOp]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for algorithm, key, *args in ops:
+            # execute_command: redis-py's cluster pipeline blocks the evalsha() helper only.
+            pipe.execute_command("EVALSHA", SCRIPT_SHAS[algorithm], 1, key, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def read(self, keys: Sequence[str]) -> list[int]:
         def build(pipe: Any) -> None:

@@ -7,14 +7,22 @@ mode, service-side RateLimit headers and dynamic metadata. The counter store is 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from meshguard.ratelimit.config import RateLimitConfig
-from meshguard.ratelimit.limiter import NearLimit, OverLimitCache, decide, decide_from_cache
+from meshguard.ratelimit.algorithms import Algorithm, never_allowed, outcome
+from meshguard.ratelimit.config import RateLimit, RateLimitConfig
+from meshguard.ratelimit.limiter import (
+    NearLimit,
+    OverLimitCache,
+    decide,
+    decide_from_cache,
+    decide_outcome,
+)
 from meshguard.ratelimit.matcher import Match, match
 from meshguard.ratelimit.model import (
     EMPTY_STATUS,
@@ -26,8 +34,8 @@ from meshguard.ratelimit.model import (
     Response,
     Status,
 )
-from meshguard.ratelimit.stats import Stats
-from meshguard.ratelimit.store import CounterStore, Increment
+from meshguard.ratelimit.stats import LimitStats, Stats
+from meshguard.ratelimit.store import CounterStore, Increment, ScriptOp, StepReply
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +54,46 @@ class ServiceOptions:
     cache_key_prefix: str = ""  # CACHE_KEY_PREFIX
     expiration_jitter_max_seconds: int = 300  # EXPIRATION_JITTER_MAX_SECONDS
     local_cache_entries: int = 0  # local over-limit cache size (0 = off)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Check:
+    """One limit of one descriptor on its way to the store."""
+
+    index: int  # descriptor position in the request
+    slot: int  # limit position in the descriptor's limits
+    limit: RateLimit
+    stats: LimitStats
+    key: str
+    addend: int
+    offset: int  # seconds into the fixed window
+
+
+def _without(found: Match, replaced: set[str]) -> Match | None:
+    """``found`` minus its limits named in ``replaced`` (None when none is left)."""
+    kept = [
+        (limit, key)
+        for limit, key in zip(found.limits, found.stat_keys, strict=True)
+        if not (limit.name and limit.name in replaced)
+    ]
+    if len(kept) == len(found.limits):
+        return found
+    if not kept:
+        return None
+    limits, keys = zip(*kept, strict=True)
+    return dataclasses.replace(found, limits=tuple(limits), stat_keys=tuple(keys))
+
+
+def _strictest(statuses: list[Status]) -> Status:
+    """The status reported for a descriptor with several limits: the first one over, else the
+    one with the least left (the first on ties), so Envoy's headers show the binding limit."""
+    chosen = statuses[0]
+    for status in statuses[1:]:
+        if chosen.code is Code.OVER_LIMIT:
+            break
+        if status.code is Code.OVER_LIMIT or status.limit_remaining < chosen.limit_remaining:
+            chosen = status
+    return chosen
 
 
 class RateLimitService:
@@ -113,13 +161,11 @@ class RateLimitService:
         matches = [match(domain, d) for d in request.descriptors]
         replaced: set[str] = set()
         for found in matches:
-            if found is not None and found.limit.replaces:
-                replaced.update(found.limit.replaces)
+            if found is not None:
+                for limit in found.limits:
+                    replaced.update(limit.replaces)
         if replaced:
-            matches = [
-                None if m is not None and m.limit.name and m.limit.name in replaced else m
-                for m in matches
-            ]
+            matches = [_without(m, replaced) if m is not None else None for m in matches]
         return matches
 
     async def _count(
@@ -130,68 +176,106 @@ class RateLimitService:
         statuses: list[Status],
     ) -> None:
         options = self.options
-        now = int(self._clock())
+        clock = self._clock()
+        now, now_us = int(clock), int(clock * 1_000_000)
         prefix = f"{options.cache_key_prefix}{request.domain}_"
         default_addend = request.hits_addend or 1
-        stats = self.stats
-        jitter = options.expiration_jitter_max_seconds
         local_cache = self.local_cache
-        plan: list[tuple[int, Match, str, int, int, int]] = []  # index, match, key, addend, ...
+        decided: dict[int, list[Status | None]] = {}
+        fixed: list[_Check] = []
+        scripted: list[_Check] = []
         for index in counted:
             found = matches[index]
             assert found is not None
             descriptor = request.descriptors[index]
             addend = default_addend if descriptor.hits_addend is None else descriptor.hits_addend
-            seconds = found.limit.unit.seconds
-            offset = now % seconds
-            key = f"{prefix}{found.counter_name}{now - offset}"
-            limit_stats = stats.for_key(found.stat_key, request.domain)
-            limit_stats.total_hits += addend
-            if local_cache is not None and key in local_cache:
-                statuses[index] = decide_from_cache(
-                    found.limit, addend, seconds - offset, limit_stats
-                )
-                continue
-            plan.append((index, found, key, addend, seconds, offset))
-        if not plan:
-            return
-        addends = [p[3] for p in plan]
-        if options.stop_increment_when_over_limit:
-            addends = await self._stop_increment_addends(plan)
-        ops: list[Increment] = [
-            (key, addend, seconds + (self._jitter.randrange(jitter) if jitter > 0 else 0))
-            for (_, _, key, _, seconds, _), addend in zip(plan, addends, strict=True)
-        ]
-        results = await self.store.increment(ops)
-        for (index, found, key, _, seconds, offset), addend, after in zip(
-            plan, addends, results, strict=True
-        ):
-            limit_stats = stats.for_key(found.stat_key, request.domain)
-            status = decide(
-                found.limit,
-                after - addend,
-                after,
-                addend,
-                seconds - offset,
-                limit_stats,
-                self._near,
+            slots: list[Status | None] = [None] * len(found.limits)
+            decided[index] = slots
+            for slot, (limit, stat_key) in enumerate(
+                zip(found.limits, found.stat_keys, strict=True)
+            ):
+                limit_stats = self.stats.for_key(stat_key, request.domain)
+                limit_stats.total_hits += addend
+                window = limit.window
+                if limit.algorithm is Algorithm.FIXED_WINDOW:
+                    offset = now % window
+                    key = f"{prefix}{found.counter_name}{now - offset}{limit.key_tag}"
+                    if local_cache is not None and key in local_cache:
+                        slots[slot] = decide_from_cache(limit, addend, window - offset, limit_stats)
+                        continue
+                    fixed.append(_Check(index, slot, limit, limit_stats, key, addend, offset))
+                elif limit.requests_per_unit == 0:
+                    slots[slot] = decide_outcome(
+                        limit, never_allowed(addend, window), addend, limit_stats, self._near
+                    )
+                else:
+                    key = f"{prefix}{found.counter_name}{limit.key_tag}"
+                    scripted.append(_Check(index, slot, limit, limit_stats, key, addend, 0))
+        counts, steps = await self._store_calls(fixed, scripted, now_us)
+        for check, (addend, after) in zip(fixed, counts, strict=True):
+            limit = check.limit
+            reset = limit.window - check.offset
+            status = decide(limit, after - addend, after, addend, reset, check.stats, self._near)
+            if local_cache is not None and after > limit.requests_per_unit:
+                local_cache.add(check.key, reset)
+            decided[check.index][check.slot] = status
+        for check, reply in zip(scripted, steps, strict=True):
+            limit = check.limit
+            window_us = limit.window * 1_000_000
+            found_outcome = outcome(
+                limit.algorithm, reply, now_us, check.addend, window_us, limit.requests_per_unit
             )
-            if local_cache is not None and after > found.limit.requests_per_unit:
-                local_cache.add(key, seconds)
-            statuses[index] = status
+            decided[check.index][check.slot] = decide_outcome(
+                limit, found_outcome, check.addend, check.stats, self._near
+            )
+        for index, slots in decided.items():
+            statuses[index] = _strictest([s for s in slots if s is not None])
 
-    async def _stop_increment_addends(
-        self, plan: list[tuple[int, Match, str, int, int, int]]
-    ) -> list[int]:
+    async def _store_calls(
+        self, fixed: list[_Check], scripted: list[_Check], now_us: int
+    ) -> tuple[list[tuple[int, int]], list[StepReply]]:
+        """Fixed-window INCRBYs and script steps; concurrent, so one coalesced round trip."""
+        addends = [c.addend for c in fixed]
+        if fixed and self.options.stop_increment_when_over_limit:
+            addends = await self._stop_increment_addends(fixed)
+        jitter = self.options.expiration_jitter_max_seconds
+        ops: list[Increment] = [
+            (c.key, a, c.limit.window + (self._jitter.randrange(jitter) if jitter > 0 else 0))
+            for c, a in zip(fixed, addends, strict=True)
+        ]
+        script_ops: list[ScriptOp] = [
+            (
+                c.limit.algorithm,
+                c.key,
+                now_us,
+                c.addend,
+                c.limit.window * 1_000_000,
+                c.limit.requests_per_unit,
+            )
+            for c in scripted
+        ]
+        counts: list[int] = []
+        steps: list[StepReply] = []
+        if ops and script_ops:
+            counts, steps = await asyncio.gather(
+                self.store.increment(ops), self.store.advance(script_ops)
+            )
+        elif ops:
+            counts = await self.store.increment(ops)
+        elif script_ops:
+            steps = await self.store.advance(script_ops)
+        return list(zip(addends, counts, strict=True)), steps
+
+    async def _stop_increment_addends(self, fixed: list[_Check]) -> list[int]:
         """Only the counters this call pushes over their limit are incremented when any is."""
-        current = await self.store.read([p[2] for p in plan])
+        current = await self.store.read([c.key for c in fixed])
         over = [
-            count + addend > found.limit.requests_per_unit
-            for (_, found, _, addend, _, _), count in zip(plan, current, strict=True)
+            count + c.addend > c.limit.requests_per_unit
+            for c, count in zip(fixed, current, strict=True)
         ]
         if not any(over):
-            return [p[3] for p in plan]
-        return [p[3] if o else 0 for p, o in zip(plan, over, strict=True)]
+            return [c.addend for c in fixed]
+        return [c.addend if o else 0 for c, o in zip(fixed, over, strict=True)]
 
     def _response(
         self, request: Request, matches: Sequence[Match | None], statuses: list[Status]

@@ -13,8 +13,9 @@ from meshguard.common.sources import SourceFile
 from meshguard.ratelimit.config import CompileOptions, RateLimitConfig, compile_sources
 from meshguard.ratelimit.model import Code, Descriptor, LimitOverride, Request, Response
 from meshguard.ratelimit.service import ServiceOptions
+from tests.harness.paths import CONFORMANCE
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "ratelimit"
+CORPUS = CONFORMANCE / "ratelimit"
 
 _BOOL_SETTINGS = {
     "SHADOW_MODE": "shadow_mode",

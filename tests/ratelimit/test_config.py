@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,11 +10,9 @@ from meshguard.common.sources import SourceFile
 from meshguard.ratelimit.config import Unit, compile_sources
 from meshguard.ratelimit.matcher import match
 from meshguard.ratelimit.model import Descriptor
+from tests.harness.paths import CONFORMANCE
 
-SAMPLE = (
-    Path(__file__).resolve().parents[3]
-    / "shared/conformance/istio-samples/ratelimit_rate-limit-service.yaml"
-)
+SAMPLE = CONFORMANCE / "istio-samples/ratelimit_rate-limit-service.yaml"
 
 
 def istio_sample_config() -> str:
@@ -71,3 +67,73 @@ def test_random_structures_are_loaded_or_rejected_with_findings(value: object) -
         compile_sources([SourceFile("f.yaml", text)])
     except FindingsError as exc:
         assert exc.findings
+
+
+def findings_of(text: str) -> list[tuple[str, str]]:
+    try:
+        compile_sources([SourceFile("c.yaml", text)])
+    except FindingsError as exc:
+        return [(f.path, f.message) for f in exc.findings]
+    raise AssertionError("config was accepted")
+
+
+def test_extension_fields_are_validated_with_paths() -> None:
+    found = findings_of(
+        """
+domain: d
+descriptors:
+  - key: a
+    rate_limit: {unit: second, requests_per_unit: 1}
+    rate_limits: [{unit: second, requests_per_unit: 1}]
+  - key: b
+    rate_limits:
+      - {unit: minute, requests_per_unit: 1, unit_multiplier: 0}
+      - {unit: hour, requests_per_unit: 1, algorithm: token_bucket}
+  - key: c
+    rate_limits:
+      - {unit: minute, requests_per_unit: 1, algorithm: gcra}
+      - {unit: minute, requests_per_unit: 5, algorithm: gcra}
+  - key: d
+    rate_limits:
+      - {unlimited: true}
+      - {unit: hour, requests_per_unit: 1}
+"""
+    )
+    assert found == [
+        ("descriptors[0].rate_limits", "use either rate_limit or rate_limits, not both"),
+        ("descriptors[1].rate_limits[0].unit_multiplier", "unit_multiplier must be at least 1"),
+        (
+            "descriptors[1].rate_limits[1].algorithm",
+            "unknown algorithm 'token_bucket' (expected one of fixed_window, gcra, sliding_window)",
+        ),
+        (
+            "descriptors[2].rate_limits[1]",
+            "two limits of this descriptor have the same algorithm and window (gcra, 60s)",
+        ),
+        ("descriptors[3].rate_limits", "an unlimited limit cannot be combined with other limits"),
+    ]
+
+
+def test_extension_field_types_are_checked_like_the_references() -> None:
+    found = findings_of(
+        "domain: d\ndescriptors:\n  - key: a\n    rate_limits: {unit: second}\n"
+        "  - key: b\n    rate_limit: {unit: second, unit_multiplier: -1}\n"
+    )
+    assert len(found) == 1
+    assert "cannot unmarshal !!map into []config.YamlRateLimit" in found[0][1]
+    assert "cannot unmarshal !!int `-1` into uint32" in found[0][1]
+
+
+def test_a_single_rate_limits_entry_keeps_the_reference_names() -> None:
+    config = compile_sources(
+        [
+            SourceFile(
+                "c.yaml",
+                "domain: d\ndescriptors:\n  - key: a\n"
+                "    rate_limits: [{unit: minute, requests_per_unit: 4}]\n",
+            )
+        ]
+    )
+    found = match(config.domains["d"], Descriptor((("a", "x"),)))
+    assert found is not None and found.stat_keys == ("d.a",) and found.limit.key_tag == ""
+    assert config.dump() == "d.a: unit=MINUTE requests_per_unit=4\n"
