@@ -9,6 +9,8 @@ from meshguard.common import logs
 from meshguard.common.tls import TlsError
 from meshguard.registry import default_registry
 from meshguard.webhook import analyze_command, settings
+from meshguard.webhook.injection import review
+from meshguard.webhook.injection import settings as injection_settings
 from meshguard.webhook.server import build_runtime
 
 
@@ -23,6 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "kinds it does not know. The TLS files are reloaded when they change.",
     )
     settings.add_arguments(serve)
+    injection_settings.add_arguments(serve)
     serve.set_defaults(handler=_serve)
     analyze_command.register(sub)
 
@@ -31,7 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = settings.from_args(args)
     logs.configure(config.log_level)
     try:
-        runtime = build_runtime(config, default_registry())
+        mutate = review.make_mutate_handler(injection_settings.from_args(args))
+        runtime = build_runtime(config, default_registry(), mutate)
     except TlsError as exc:
         raise SystemExit(f"meshguard webhook serve: {exc}") from exc
     asyncio.run(runtime.run())

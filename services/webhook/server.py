@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -68,21 +69,28 @@ class ValidateHandler:
         return f"review body is larger than the {self.max_body_bytes}-byte limit"
 
 
-def build_app(registry: ValidatorRegistry, max_body_bytes: int) -> web.Application:
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def build_app(
+    registry: ValidatorRegistry, max_body_bytes: int, mutate: Handler = handle_mutate
+) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes + 1)
     app.router.add_post("/validate", ValidateHandler(registry, max_body_bytes).handle)
-    app.router.add_post("/mutate", handle_mutate)
+    app.router.add_post("/mutate", mutate)
     return app
 
 
-def build_runtime(settings: WebhookSettings, registry: ValidatorRegistry) -> ServiceRuntime:
+def build_runtime(
+    settings: WebhookSettings, registry: ValidatorRegistry, mutate: Handler = handle_mutate
+) -> ServiceRuntime:
     """Admin endpoints plus ``/validate`` over TLS whose files are watched for rotation."""
     tls = ReloadingTls.server(
         TlsFiles(cert=settings.tls_cert, key=settings.tls_key),
         poll_interval=settings.tls_poll_interval,
     )
     runtime = ServiceRuntime("webhook", admin_port=settings.admin_port, host=settings.host)
-    runtime.add_http(build_app(registry, settings.max_body_bytes), settings.port,
+    runtime.add_http(build_app(registry, settings.max_body_bytes, mutate), settings.port,
                      tls.server_context())  # fmt: skip
     runtime.add_background(tls.watch)
     return runtime

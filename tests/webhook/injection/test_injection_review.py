@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
@@ -10,7 +11,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from meshguard.webhook.injection.review import handle_mutate, mutate_review
+from meshguard.cli import build_parser
+from meshguard.registry import default_registry
+from meshguard.webhook.injection import settings
+from meshguard.webhook.injection.review import handle_mutate, make_mutate_handler, mutate_review
+from meshguard.webhook.server import build_app
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -54,8 +59,6 @@ def test_skips_are_allowed_without_patch(change: dict[str, Any]) -> None:
 
 def test_already_injected_pod_is_left_alone() -> None:
     first = mutate_review(_review(copy.deepcopy(POD)))["response"]
-    import base64
-
     import jsonpatch
 
     injected = jsonpatch.apply_patch(POD, json.loads(base64.b64decode(first["patch"])))
@@ -91,3 +94,16 @@ async def test_http_edge() -> None:
         assert (
             await client.post("/mutate", data="{nope", headers={"Content-Type": "application/json"})
         ).status == 400
+
+
+async def test_webhook_serve_flags_reach_mutate() -> None:
+    """``meshguard webhook serve --inject-*`` builds the /mutate route from those settings."""
+    flags = "--inject-mtls-mode PERMISSIVE --inject-proxy-image registry.local/proxy:9"
+    args = build_parser().parse_args(["webhook", "serve", *flags.split()])
+    handler = make_mutate_handler(settings.from_args(args))
+    app = build_app(default_registry(), 64 * 1024, handler)
+    async with TestClient(TestServer(app)) as client:
+        answer = await (await client.post("/mutate", json=_review(copy.deepcopy(POD)))).json()
+    patch = json.loads(base64.b64decode(answer["response"]["patch"]))
+    text = json.dumps(patch)
+    assert "registry.local/proxy:9" in text and "inbound-plain-8080" in text
