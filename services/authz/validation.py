@@ -380,11 +380,13 @@ def _attribute_kinds(rule: Mapping[str, Any]) -> tuple[bool, bool]:
         ("from", "source", _HTTP_SOURCE_KEYS),
         ("to", "operation", _HTTP_OPERATION_KEYS),
     ):
-        for entry in rule.get(key) or []:
+        entries = rule.get(key)
+        for entry in entries if isinstance(entries, list) else []:
             body = entry.get(entry_key) if isinstance(entry, Mapping) else None
             if isinstance(body, Mapping):
                 keys.extend((k, k in http_keys) for k in body)
-    for cond in rule.get("when") or []:
+    when = rule.get("when")
+    for cond in when if isinstance(when, list) else []:
         try:
             parsed = conditions.parse_key(str(cond.get("key", "")))
         except (conditions.ConditionKeyError, AttributeError):
