@@ -10,6 +10,7 @@ from meshguard import __version__
 from meshguard.common.findings import Finding, has_errors
 from meshguard.common.resources import read_paths
 from meshguard.registry import default_registry
+from meshguard.webhook.schema import uncovered_cel_findings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +37,13 @@ def validate_paths(paths: list[str]) -> list[Finding]:
     """Every finding for the resources under ``paths``: unreadable files and parse errors, and
     the validators' findings for every resource that did parse."""
     resources, problems = read_paths(paths)
-    return problems + default_registry().validate_all(resources)
+    registry = default_registry()
+    found = list(problems)
+    for resource in resources:
+        own = registry.validate(resource)
+        found.extend(own)
+        found.extend(resource.locate(f) for f in uncovered_cel_findings(resource, own))
+    return found
 
 
 def _validate(args: argparse.Namespace) -> int:

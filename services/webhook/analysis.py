@@ -16,7 +16,7 @@ from typing import Any
 from meshguard.common.findings import Finding, Severity
 from meshguard.common.resources import Resource
 from meshguard.common.validation import ValidatorRegistry
-from meshguard.webhook.schema import cel_findings
+from meshguard.webhook.schema import uncovered_cel_findings
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -195,13 +195,11 @@ def object_diagnostics(
         if not registry.knows(resource):
             continue
         findings = registry.validate(resource)
-        covered = {f.path for f in findings if f.is_error}
         for finding in findings:
             yield diagnostic(resource, "MG0001" if finding.is_error else "MG0002",
                              finding.path, finding.message)  # fmt: skip
-        for finding in cel_findings(resource):
-            if not any(p == finding.path or p.startswith(f"{finding.path}.") for p in covered):
-                yield diagnostic(resource, "MG0003", finding.path, finding.message)
+        for finding in uncovered_cel_findings(resource, findings):
+            yield diagnostic(resource, "MG0003", finding.path, finding.message)
 
 
 def parse_diagnostics(findings: Iterable[Finding]) -> Iterator[Diagnostic]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources as package_files
 from typing import Any
 
@@ -276,6 +276,17 @@ def structural_findings(resource: Resource) -> list[Finding]:
 def cel_findings(resource: Resource) -> list[Finding]:
     """CEL rule errors with the CRD's messages: the API server's checks, run offline."""
     return _check(resource, structural=False, unknown=False, cel=True)
+
+
+def uncovered_cel_findings(resource: Resource, findings: Iterable[Finding]) -> list[Finding]:
+    """CEL findings at paths (and below paths) where ``findings`` hold no error yet: what the
+    API server would add to the webhook's verdict, for the offline checkers."""
+    covered = {f.path for f in findings if f.is_error}
+    return [
+        f
+        for f in cel_findings(resource)
+        if not any(p == f.path or p.startswith((f"{f.path}.", f"{f.path}[")) for p in covered)
+    ]
 
 
 def knows(resource: Resource) -> bool:

@@ -60,3 +60,24 @@ def test_version_and_no_command() -> None:
     result = run("version")
     assert result.returncode == 0 and result.stdout.startswith("meshguard ")
     assert run().returncode == 2
+
+
+def test_crd_cel_rules_are_checked_offline(tmp_path: Path) -> None:
+    """What the API server's CEL rules would refuse is reported even for kinds without a
+    semantic validator, and not twice where a validator already named the field."""
+    f = tmp_path / "we.yaml"
+    f.write_text(
+        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
+        "metadata: {name: vm, namespace: shop}\nspec: {address: 10.0.0.1, ports: {http: 0}}\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+        "metadata: {name: se, namespace: shop}\nspec:\n  hosts: [api.example.com]\n"
+        "  resolution: DNS\n  ports:\n  - {number: 443, name: a, protocol: HTTPS}\n"
+        "  - {number: 443, name: b, protocol: TLS}\n"
+    )
+    result = run("validate", str(f))
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if ": error: " in line]
+    assert errors == [
+        f"{f}:0:spec.ports[http]: error: port must be between 1-65535",
+        f"{f}:1:spec.ports[1].number: error: port number 443 is declared twice",
+    ]
