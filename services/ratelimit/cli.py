@@ -19,7 +19,7 @@ from meshguard.ratelimit import grpc_api, http_api
 from meshguard.ratelimit.config import CompileOptions, RateLimitConfig, compile_sources
 from meshguard.ratelimit.memory_store import MemoryStore
 from meshguard.ratelimit.metrics import StatsCollector
-from meshguard.ratelimit.redis_store import LeanRedisStore, RedisPyStore
+from meshguard.ratelimit.redis_store import LeanRedisStore, RedisPyStore, RedisSettings
 from meshguard.ratelimit.service import RateLimitService
 from meshguard.ratelimit.settings import RateLimitSettings, add_arguments, from_args
 from meshguard.ratelimit.stats import Stats
@@ -85,12 +85,21 @@ def serve(args: argparse.Namespace) -> int:
     return asyncio.run(run(settings))
 
 
-def make_store(settings: RateLimitSettings) -> MemoryStore | LeanRedisStore | RedisPyStore:
+Store = MemoryStore | LeanRedisStore | RedisPyStore
+
+
+def redis_store(settings: RedisSettings) -> LeanRedisStore | RedisPyStore:
+    if settings.type == "single":
+        return LeanRedisStore.from_settings(settings)
+    return RedisPyStore.from_settings(settings)
+
+
+def make_stores(settings: RateLimitSettings) -> tuple[Store, Store | None]:
+    """The counter store, and the per-second one when REDIS_PERSECOND is on."""
     if settings.backend == "memory":
-        return MemoryStore(max_keys=settings.memory_max_keys)
-    if settings.redis.type == "single":
-        return LeanRedisStore.from_settings(settings.redis)
-    return RedisPyStore.from_settings(settings.redis)
+        return MemoryStore(max_keys=settings.memory_max_keys), None
+    second = settings.per_second_redis
+    return redis_store(settings.redis), redis_store(second) if second is not None else None
 
 
 async def run(settings: RateLimitSettings) -> int:
@@ -104,10 +113,17 @@ async def run(settings: RateLimitSettings) -> int:
         for finding in exc.findings:
             log.error("invalid rate limit config: %s", finding)
         return 1
-    store = make_store(settings)
-    if not isinstance(store, MemoryStore):
-        await store.start()
-    service = RateLimitService(lambda: configs.current.value, store, settings.service, stats)
+    store, per_second = make_stores(settings)
+    for started in (store, per_second):
+        if started is not None and not isinstance(started, MemoryStore):
+            await started.start()
+    service = RateLimitService(
+        lambda: configs.current.value,
+        store,
+        settings.service,
+        stats,
+        per_second_store=per_second,
+    )
     runtime = ServiceRuntime("ratelimit", admin_port=settings.admin_port, host=settings.host)
     runtime.add_grpc(
         settings.grpc_port,
@@ -117,7 +133,7 @@ async def run(settings: RateLimitSettings) -> int:
     app = http_api.build_app(
         service,
         lambda: configs.current.value,
-        healthy=lambda: bool(getattr(store, "healthy", True)),
+        healthy=lambda: all(getattr(s, "healthy", True) for s in (store, per_second)),
         fail_open=settings.fail_open,
     )
     runtime.add_http(app, settings.http_port)
@@ -129,4 +145,6 @@ async def run(settings: RateLimitSettings) -> int:
     finally:
         REGISTRY.unregister(collector)
         await store.close()
+        if per_second is not None:
+            await per_second.close()
     return 0

@@ -7,6 +7,7 @@ crosses a threshold only counts the part above it.
 
 from __future__ import annotations
 
+import collections
 import math
 import struct
 import time
@@ -101,34 +102,59 @@ def decide_from_cache(limit: RateLimit, addend: int, duration: int, stats: Limit
     return Status(Code.OVER_LIMIT, limit, 0, duration)
 
 
+# What one cached key costs in this process (dict slot, key string, deadline float), used to turn
+# the reference's LOCAL_CACHE_SIZE_IN_BYTES into an entry count.
+CACHE_ENTRY_BYTES = 128
+
+
+def cache_entries(size_in_bytes: int) -> int:
+    """Entries that fit in ``size_in_bytes`` (0 turns the cache off, as in the reference)."""
+    return max(1, size_in_bytes // CACHE_ENTRY_BYTES) if size_in_bytes > 0 else 0
+
+
 class OverLimitCache:
     """Counters known to be over their limit until their window ends (per replica).
 
     Bounded by entry count: when full, expired entries are dropped first, then the oldest.
+    ``counters`` receives the reference's ``ratelimit.localcache.*`` counts (hitCount, missCount,
+    lookupCount, entryCount, expiredCount, evacuateCount).
     """
 
-    __slots__ = ("_clock", "_entries", "max_entries")
+    __slots__ = ("_clock", "_entries", "counters", "max_entries")
 
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        max_entries: int,
+        clock: Callable[[], float] = time.time,
+        counters: collections.Counter[str] | None = None,
+    ) -> None:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, float] = {}
+        self.counters = counters if counters is not None else collections.Counter()
 
     def __contains__(self, key: str) -> bool:
+        counters = self.counters
+        counters["lookupCount"] += 1
         deadline = self._entries.get(key)
-        if deadline is None:
-            return False
-        if deadline <= self._clock():
+        if deadline is not None and deadline <= self._clock():
             del self._entries[key]
-            return False
-        return True
+            counters["expiredCount"] += 1
+            counters["entryCount"] = len(self._entries)
+            deadline = None
+        counters["hitCount" if deadline is not None else "missCount"] += 1
+        return deadline is not None
 
     def add(self, key: str, ttl: int) -> None:
         entries = self._entries
         if key not in entries and len(entries) >= self.max_entries:
             now = self._clock()
-            for stale in [k for k, d in entries.items() if d <= now]:
-                del entries[stale]
+            stale = [k for k, d in entries.items() if d <= now]
+            for k in stale:
+                del entries[k]
+            self.counters["expiredCount"] += len(stale)
             while len(entries) >= self.max_entries:
                 del entries[next(iter(entries))]
+                self.counters["evacuateCount"] += 1
         entries[key] = self._clock() + ttl
+        self.counters["entryCount"] = len(entries)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from meshguard.ratelimit.stats import LIMIT_STATS, Stats
@@ -72,6 +72,16 @@ class StatsCollector(Collector):
             yield CounterMetricFamily(
                 f"ratelimit_service_{name}", f"ratelimit.service.{name}", stats.service[name]
             )
+        for name, count in list(stats.local_cache.items()):
+            snake = "".join("_" + c.lower() if c.isupper() else c for c in name)
+            if name == "entryCount":
+                yield GaugeMetricFamily(
+                    "ratelimit_localcache_entry_count", "ratelimit.localcache.entryCount", count
+                )
+            else:
+                yield CounterMetricFamily(
+                    f"ratelimit_localcache_{snake}", f"ratelimit.localcache.{name}", count
+                )
         requests = CounterMetricFamily(
             "ratelimit_service_total_requests",
             "ratelimit_server.ShouldRateLimit.total_requests",

@@ -11,11 +11,11 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from meshguard.ratelimit.algorithms import Algorithm, never_allowed, outcome
-from meshguard.ratelimit.config import RateLimit, RateLimitConfig
+from meshguard.ratelimit.config import RateLimit, RateLimitConfig, Unit
 from meshguard.ratelimit.limiter import (
     NearLimit,
     OverLimitCache,
@@ -53,7 +53,10 @@ class ServiceOptions:
     near_limit_ratio: float = 0.8  # NEAR_LIMIT_RATIO
     cache_key_prefix: str = ""  # CACHE_KEY_PREFIX
     expiration_jitter_max_seconds: int = 300  # EXPIRATION_JITTER_MAX_SECONDS
-    local_cache_entries: int = 0  # local over-limit cache size (0 = off)
+    local_cache_entries: int = 0  # over-limit cache size (LOCAL_CACHE_SIZE_IN_BYTES; 0 = off)
+
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +87,12 @@ def _without(found: Match, replaced: set[str]) -> Match | None:
     return dataclasses.replace(found, limits=tuple(limits), stat_keys=tuple(keys))
 
 
+async def _into(target: list[T], positions: list[int], replies: Awaitable[list[T]]) -> None:
+    """Await one store call and put its replies at ``positions`` of ``target``."""
+    for position, reply in zip(positions, await replies, strict=True):
+        target[position] = reply
+
+
 def _strictest(statuses: list[Status]) -> Status:
     """The status reported for a descriptor with several limits: the first one over, else the
     one with the least left (the first on ties), so Envoy's headers show the binding limit."""
@@ -106,16 +115,19 @@ class RateLimitService:
         options: ServiceOptions = ServiceOptions(),
         stats: Stats | None = None,
         clock: Callable[[], float] = time.time,
+        per_second_store: CounterStore | None = None,
     ) -> None:
         self._current_config = current_config
         self.store = store
+        # REDIS_PERSECOND: counters of SECOND-unit limits live in their own store.
+        self.per_second_store = per_second_store
         self.options = options
         self.stats = stats if stats is not None else Stats()
         self._clock = clock
         self._near = NearLimit(options.near_limit_ratio)
         self._jitter = random.Random()
         self.local_cache = (
-            OverLimitCache(options.local_cache_entries, clock)
+            OverLimitCache(options.local_cache_entries, clock, self.stats.local_cache)
             if options.local_cache_entries > 0
             else None
         )
@@ -254,21 +266,39 @@ class RateLimitService:
             )
             for c in scripted
         ]
-        counts: list[int] = []
-        steps: list[StepReply] = []
-        if ops and script_ops:
-            counts, steps = await asyncio.gather(
-                self.store.increment(ops), self.store.advance(script_ops)
-            )
-        elif ops:
-            counts = await self.store.increment(ops)
-        elif script_ops:
-            steps = await self.store.advance(script_ops)
+        calls: list[Awaitable[None]] = []
+        counts: list[int] = [0] * len(ops)
+        steps: list[StepReply] = [(0, 0, 0)] * len(script_ops)
+        for store, positions in self._split(fixed):
+            calls.append(_into(counts, positions, store.increment([ops[i] for i in positions])))
+        for store, positions in self._split(scripted):
+            calls.append(_into(steps, positions, store.advance([script_ops[i] for i in positions])))
+        if len(calls) == 1:
+            await calls[0]
+        elif calls:
+            await asyncio.gather(*calls)
         return list(zip(addends, counts, strict=True)), steps
+
+    def _split(self, checks: list[_Check]) -> list[tuple[CounterStore, list[int]]]:
+        """Positions of ``checks`` per store: all in one unless a per-second store is set."""
+        if not checks:
+            return []
+        second = self.per_second_store
+        if second is None:
+            return [(self.store, list(range(len(checks))))]
+        main = [i for i, c in enumerate(checks) if c.limit.unit is not Unit.SECOND]
+        fast = [i for i, c in enumerate(checks) if c.limit.unit is Unit.SECOND]
+        return [(store, group) for store, group in ((self.store, main), (second, fast)) if group]
 
     async def _stop_increment_addends(self, fixed: list[_Check]) -> list[int]:
         """Only the counters this call pushes over their limit are incremented when any is."""
-        current = await self.store.read([c.key for c in fixed])
+        current = [0] * len(fixed)
+        await asyncio.gather(
+            *(
+                _into(current, positions, store.read([fixed[i].key for i in positions]))
+                for store, positions in self._split(fixed)
+            )
+        )
         over = [
             count + c.addend > c.limit.requests_per_unit
             for c, count in zip(fixed, current, strict=True)

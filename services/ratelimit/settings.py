@@ -13,6 +13,7 @@ from pathlib import Path
 
 from meshguard.common.settings import add_flag, repeated
 from meshguard.ratelimit.config import CompileOptions
+from meshguard.ratelimit.limiter import cache_entries
 from meshguard.ratelimit.redis_store import RedisSettings
 from meshguard.ratelimit.service import ServiceOptions
 
@@ -46,6 +47,7 @@ class RateLimitSettings:
     config_paths: tuple[str, ...]
     backend: str
     redis: RedisSettings
+    per_second_redis: RedisSettings | None  # REDIS_PERSECOND: SECOND-unit counters go here
     service: ServiceOptions
     compile: CompileOptions
     host: str
@@ -93,6 +95,40 @@ def add_arguments(
         default=0.0,
         env_aliases=["REDIS_PIPELINE_WINDOW"],
         help="coalesce concurrent calls' writes for this long (0 = one event-loop turn)",
+    )
+    flag(
+        "--redis-persecond",
+        boolean=True,
+        default=False,
+        env_aliases=["REDIS_PERSECOND"],
+        help="keep SECOND-unit counters in a second Redis",
+    )
+    flag("--redis-persecond-url", env_aliases=["REDIS_PERSECOND_URL"], help="its address")
+    flag(
+        "--redis-persecond-type",
+        default="single",
+        env_aliases=["REDIS_PERSECOND_TYPE"],
+        help="single|sentinel|cluster",
+    )
+    flag("--redis-persecond-auth", env_aliases=["REDIS_PERSECOND_AUTH"], help="its password")
+    flag(
+        "--redis-persecond-sentinel-auth",
+        env_aliases=["REDIS_PERSECOND_SENTINEL_AUTH"],
+        help="its Sentinel password",
+    )
+    flag(
+        "--redis-persecond-tls",
+        boolean=True,
+        default=False,
+        env_aliases=["REDIS_PERSECOND_TLS"],
+        help="TLS to the per-second Redis (same CA and client certificate settings)",
+    )
+    flag(
+        "--redis-persecond-pipeline-window",
+        type=duration,
+        default=0.0,
+        env_aliases=["REDIS_PERSECOND_PIPELINE_WINDOW"],
+        help="its write-coalescing window",
     )
     flag("--fail-open", boolean=True, default=False, help="answer OK when Redis is down")
     flag("--shadow-mode", boolean=True, default=False, env_aliases=["SHADOW_MODE"], help="")
@@ -142,7 +178,19 @@ def add_arguments(
         env_aliases=["EXPIRATION_JITTER_MAX_SECONDS"],
         help="",
     )
-    flag("--local-cache-entries", type=int, default=0, help="over-limit cache size (0 = off)")
+    flag(
+        "--local-cache-size-in-bytes",
+        type=int,
+        default=0,
+        env_aliases=["LOCAL_CACHE_SIZE_IN_BYTES"],
+        help="over-limit cache budget in bytes (0 = off)",
+    )
+    flag(
+        "--local-cache-entries",
+        type=int,
+        default=0,
+        help="over-limit cache size as an entry count (wins over the byte budget)",
+    )
     flag("--memory-max-keys", type=int, default=1_000_000, help="memory backend table size")
     flag("--log-level", default="info", env_aliases=["LOG_LEVEL"], help="log level")
 
@@ -177,6 +225,19 @@ def from_args(
         timeout=args.redis_timeout,
         pipeline_window=args.redis_pipeline_window,
     )
+    per_second = None
+    if args.redis_persecond:
+        if not args.redis_persecond_url:
+            raise ValueError("--redis-persecond needs --redis-persecond-url (REDIS_PERSECOND_URL)")
+        per_second = dataclasses.replace(
+            redis,
+            url=args.redis_persecond_url,
+            type=args.redis_persecond_type,
+            password=args.redis_persecond_auth,
+            sentinel_password=args.redis_persecond_sentinel_auth,
+            tls=args.redis_persecond_tls,
+            pipeline_window=args.redis_persecond_pipeline_window,
+        )
     service = ServiceOptions(
         shadow_mode=args.shadow_mode,
         quota_mode=args.quota_mode,
@@ -189,12 +250,14 @@ def from_args(
         near_limit_ratio=args.near_limit_ratio,
         cache_key_prefix=args.cache_key_prefix,
         expiration_jitter_max_seconds=args.expiration_jitter_max_seconds,
-        local_cache_entries=args.local_cache_entries,
+        local_cache_entries=args.local_cache_entries
+        or cache_entries(args.local_cache_size_in_bytes),
     )
     return RateLimitSettings(
         config_paths=tuple(paths),
         backend=args.backend,
         redis=redis,
+        per_second_redis=per_second,
         service=service,
         compile=CompileOptions(merge_domains=args.merge_domain_config),
         host=args.host,

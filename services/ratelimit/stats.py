@@ -49,6 +49,7 @@ class Stats:
         self.limits: dict[str, LimitStats] = {}
         self.domain_not_found: collections.Counter[str] = collections.Counter()
         self.service: collections.Counter[str] = collections.Counter()
+        self.local_cache: collections.Counter[str] = collections.Counter()
         self.total_requests = 0
 
     def for_key(self, stat_key: str, domain: str) -> LimitStats:
@@ -71,6 +72,8 @@ class Stats:
         for name, count in self.service.items():
             if count:
                 out[f"ratelimit.service.{name}"] = count
+        for name, count in self.local_cache.items():
+            out[f"ratelimit.localcache.{name}"] = count
         if self.total_requests:
             out["ratelimit_server.ShouldRateLimit.total_requests"] = self.total_requests
         return out
