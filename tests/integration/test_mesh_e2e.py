@@ -209,6 +209,7 @@ async def start_mesh(
         authz_address=f"127.0.0.1:{authz_port}",
         ratelimit_address=f"127.0.0.1:{rls_port}",
         inbound_port=free_port(),
+        outbound_port=free_port(),
         admin_port=free_port(),
         prometheus_port=free_port(),
         sds_dir=str(agents["web"].config.output_dir),

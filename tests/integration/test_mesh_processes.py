@@ -102,6 +102,7 @@ def test_ca_and_agent_processes(
         authz_address="127.0.0.1:1",
         ratelimit_address="127.0.0.1:1",
         inbound_port=free_port(),
+        outbound_port=free_port(),
         status_port=free_port(),
         admin_port=free_port(),
         prometheus_port=free_port(),

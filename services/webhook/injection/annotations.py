@@ -9,6 +9,7 @@ domain, so a user who knows ``traffic.sidecar.istio.io/excludeInboundPorts`` fin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 
@@ -27,6 +28,7 @@ REWRITE_PROBES = "sidecar.meshguard.io/rewriteAppHTTPProbers"
 INCLUDE_INBOUND = "traffic.sidecar.meshguard.io/includeInboundPorts"
 EXCLUDE_INBOUND = "traffic.sidecar.meshguard.io/excludeInboundPorts"
 EXCLUDE_OUTBOUND = "traffic.sidecar.meshguard.io/excludeOutboundPorts"
+EXCLUDE_OUTBOUND_CIDRS = "traffic.sidecar.meshguard.io/excludeOutboundIPRanges"
 READINESS_PREFIX = "readiness.status.sidecar.meshguard.io/"
 PROXY_CONFIG = "proxy.meshguard.io/config"
 
@@ -55,7 +57,8 @@ class PodOptions:
     resources: Resources
     include_inbound: tuple[int, ...] | None  # None: every port ('*')
     exclude_inbound: tuple[int, ...]
-    exclude_outbound: tuple[int, ...]  # validated for Istio parity; outbound is not captured
+    exclude_outbound: tuple[int, ...]  # ports the app dials directly, not through Envoy
+    exclude_outbound_cidrs: tuple[str, ...]  # destinations outside the mesh
     rewrite_probes: bool
     readiness: Readiness
     hold_application: bool
@@ -73,6 +76,7 @@ def parse(annotations: Mapping[str, str], config: InjectionConfig) -> PodOptions
         include_inbound=_include_ports(get(INCLUDE_INBOUND, "*")),
         exclude_inbound=_ports(EXCLUDE_INBOUND, get(EXCLUDE_INBOUND, "")),
         exclude_outbound=_ports(EXCLUDE_OUTBOUND, get(EXCLUDE_OUTBOUND, "")),
+        exclude_outbound_cidrs=_cidrs(EXCLUDE_OUTBOUND_CIDRS, get(EXCLUDE_OUTBOUND_CIDRS, "")),
         rewrite_probes=_bool(REWRITE_PROBES, get(REWRITE_PROBES), config.rewrite_app_probes),
         readiness=Readiness(
             _uint(annotations, "initialDelaySeconds", 0),
@@ -98,6 +102,19 @@ def _ports(name: str, text: str) -> tuple[int, ...]:
             raise InjectionError(f"{name}: {part!r} is not a port number (1-65535)")
         ports.append(int(part))
     return tuple(ports)
+
+
+def _cidrs(name: str, text: str) -> tuple[str, ...]:
+    cidrs = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            network = ipaddress.IPv4Network(part, strict=False)
+        except ValueError:
+            raise InjectionError(f"{name}: {part!r} is not an IPv4 CIDR") from None
+        cidrs.append(str(network))
+    return tuple(cidrs)
 
 
 def _include_ports(text: str) -> tuple[int, ...] | None:

@@ -8,7 +8,14 @@ SPIFFE ID arrives as ``source.principal``, the pod's namespace and labels as
 ``context_extensions``) and the ``ratelimit`` filter (meshguard ratelimit, descriptors
 ``namespace`` and ``workload``), then to the app on loopback. With interception NONE there is no
 redirect: peers dial ``inbound_port`` and the listener serves the first app port.
-A second listener exposes Envoy's Prometheus stats on ``prometheus_port``.
+
+Outbound listener (``outbound_port``, loopback only): what the app dials is captured there by
+the init container's rules and sent to its original destination (an ``ORIGINAL_DST`` cluster)
+over mutual TLS with this workload's SVID, accepting any peer of the trust domain, so meshed
+destinations see this workload as ``source.principal``. Destinations outside the mesh are
+excluded from capture (``excludeOutboundIPRanges`` / ``excludeOutboundPorts``). Without
+interception, a caller names the destination in ``x-envoy-original-dst-host``.
+A last listener exposes Envoy's Prometheus stats on ``prometheus_port``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ _HTTP2 = {
     }
 }
 AUTHZ_CLUSTER = "meshguard-authz"
+OUTBOUND_CLUSTER = "outbound|original-dst"
 RATELIMIT_CLUSTER = "meshguard-ratelimit"
 
 
@@ -91,6 +99,7 @@ def render(
         }
     ][: 1 if chains else 0]
     clusters = [_static_cluster(f"inbound|{p}", "127.0.0.1", p) for p in ports]
+    clusters.append(_outbound_cluster(config))
     clusters.append(_dns_cluster(AUTHZ_CLUSTER, config.authz_address, http2=True))
     clusters.append(_dns_cluster(RATELIMIT_CLUSTER, config.ratelimit_address, http2=True))
     clusters.append(_static_cluster("prometheus-stats", "127.0.0.1", config.admin_port))
@@ -101,7 +110,11 @@ def render(
         },
         "admin": {"address": _address("127.0.0.1", config.admin_port)},
         "static_resources": {
-            "listeners": [*inbound, _prometheus_listener(config.prometheus_port)],
+            "listeners": [
+                *inbound,
+                _outbound_listener(config, intercepted=intercepted),
+                _prometheus_listener(config.prometheus_port),
+            ],
             "clusters": clusters,
         },
     }
@@ -186,19 +199,20 @@ def _http_manager(workload: Workload, config: InjectionConfig, port: int) -> Jso
     }
 
 
-def _downstream_tls(sds_dir: str) -> JsonObject:
-    def sds(name: str) -> JsonObject:
-        return {
-            "name": name,
-            "sds_config": {
-                "resource_api_version": "V3",
-                "path_config_source": {
-                    "path": f"{sds_dir}/{name}.yaml",
-                    "watched_directory": {"path": sds_dir},
-                },
+def _sds(sds_dir: str, name: str) -> JsonObject:
+    return {
+        "name": name,
+        "sds_config": {
+            "resource_api_version": "V3",
+            "path_config_source": {
+                "path": f"{sds_dir}/{name}.yaml",
+                "watched_directory": {"path": sds_dir},
             },
-        }
+        },
+    }
 
+
+def _downstream_tls(sds_dir: str) -> JsonObject:
     return {
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
@@ -206,11 +220,77 @@ def _downstream_tls(sds_dir: str) -> JsonObject:
             "require_client_certificate": True,
             "common_tls_context": {
                 "alpn_protocols": ["h2", "http/1.1"],
-                "tls_certificate_sds_secret_configs": [sds("default")],
-                "validation_context_sds_secret_config": sds("ROOTCA"),
+                "tls_certificate_sds_secret_configs": [_sds(sds_dir, "default")],
+                "validation_context_sds_secret_config": _sds(sds_dir, "ROOTCA"),
             },
         },
     }
+
+
+def upstream_mtls(sds_dir: str, trust_domain: str) -> JsonObject:
+    """Originate mTLS with this workload's SVID; the peer must hold an SVID of the trust domain."""
+    peer = {"san_type": "URI", "matcher": {"prefix": f"spiffe://{trust_domain}/"}}
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": _T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "tls_certificate_sds_secret_configs": [_sds(sds_dir, "default")],
+                "combined_validation_context": {
+                    "default_validation_context": {"match_typed_subject_alt_names": [peer]},
+                    "validation_context_sds_secret_config": _sds(sds_dir, "ROOTCA"),
+                },
+            },
+        },
+    }
+
+
+def _outbound_cluster(config: InjectionConfig) -> JsonObject:
+    return {
+        "name": OUTBOUND_CLUSTER,
+        "type": "ORIGINAL_DST",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "connect_timeout": "1s",
+        "original_dst_lb_config": {"use_http_header": True},
+        "transport_socket": upstream_mtls(config.sds_dir, config.trust_domain),
+    }
+
+
+def _outbound_listener(config: InjectionConfig, *, intercepted: bool) -> JsonObject:
+    route = {"match": {"prefix": "/"}, "route": {"cluster": OUTBOUND_CLUSTER}}
+    router = _typed("envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router")
+    listener: JsonObject = {
+        "name": "outbound",
+        "address": _address("127.0.0.1", config.outbound_port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": _HCM,
+                            "stat_prefix": "outbound",
+                            "route_config": {
+                                "name": "outbound",
+                                "virtual_hosts": [
+                                    {"name": "outbound", "domains": ["*"], "routes": [route]}
+                                ],
+                            },
+                            "http_filters": [router],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+    if intercepted:
+        listener["listener_filters"] = [
+            _typed(
+                "envoy.filters.listener.original_dst",
+                "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
+            )
+        ]
+    return listener
 
 
 def _prometheus_listener(port: int) -> JsonObject:

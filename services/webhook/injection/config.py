@@ -36,6 +36,7 @@ class InjectionConfig:
     mtls_mode: str = "STRICT"
     proxy_uid: int = 1337
     inbound_port: int = 15006
+    outbound_port: int = 15001
     status_port: int = 15020
     admin_port: int = 15000
     prometheus_port: int = 15090

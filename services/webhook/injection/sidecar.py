@@ -51,11 +51,14 @@ def sidecar_ports(config: InjectionConfig) -> tuple[int, ...]:
 
 
 def _init_container(options: PodOptions, config: InjectionConfig) -> dict[str, Any]:
-    capture = iptables.InboundCapture(
-        redirect_port=config.inbound_port,
+    capture = iptables.Capture(
+        inbound_port=config.inbound_port,
+        outbound_port=config.outbound_port,
         proxy_uid=config.proxy_uid,
         include_ports=options.include_inbound,
         exclude_ports=sidecar_ports(config) + options.exclude_inbound,
+        exclude_outbound_ports=options.exclude_outbound,
+        exclude_outbound_cidrs=options.exclude_outbound_cidrs,
     )
     return {
         "name": INIT_CONTAINER,

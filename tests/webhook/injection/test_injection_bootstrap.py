@@ -16,8 +16,12 @@ from meshguard.webhook.injection.config import InjectionConfig
 WORKLOAD = Workload("shop", "web", {"app": "web", "version": "v1"}, (8080, 9090))
 
 
+def _listener(config: dict, name: str = "inbound") -> dict:  # type: ignore[type-arg]
+    return next(lst for lst in config["static_resources"]["listeners"] if lst["name"] == name)
+
+
 def _inbound(config: dict) -> dict:  # type: ignore[type-arg]
-    return next(lst for lst in config["static_resources"]["listeners"] if lst["name"] == "inbound")
+    return _listener(config)
 
 
 def test_strict_has_only_mtls_chains_matched_by_original_port() -> None:
@@ -51,6 +55,31 @@ def test_permissive_adds_plain_chains_and_context_extensions() -> None:
         "envoy.filters.http.ratelimit",
         "envoy.filters.http.router",
     ]
+
+
+@pytest.mark.parametrize("intercepted", [True, False])
+def test_outbound_originates_mtls_to_the_original_destination(intercepted: bool) -> None:
+    config = InjectionConfig(trust_domain="example.org", sds_dir="/sds")
+    rendered = render(WORKLOAD, config, mtls_mode="STRICT", intercepted=intercepted)
+    outbound = _listener(rendered, "outbound")
+    assert outbound["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 15001}
+    filters = [f["name"] for f in outbound.get("listener_filters", [])]
+    assert filters == (["envoy.filters.listener.original_dst"] if intercepted else [])
+    hcm = outbound["filter_chains"][0]["filters"][0]["typed_config"]
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
+    cluster = next(
+        c
+        for c in rendered["static_resources"]["clusters"]
+        if c["name"] == route["route"]["cluster"]
+    )
+    assert cluster["type"] == "ORIGINAL_DST" and cluster["lb_policy"] == "CLUSTER_PROVIDED"
+    tls = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+    assert tls["tls_certificate_sds_secret_configs"][0]["name"] == "default"
+    validation = tls["combined_validation_context"]
+    assert validation["default_validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "URI", "matcher": {"prefix": "spiffe://example.org/"}}
+    ]
+    assert validation["validation_context_sds_secret_config"]["name"] == "ROOTCA"
 
 
 @pytest.mark.parametrize("mode", ["STRICT", "PERMISSIVE"])

@@ -65,11 +65,26 @@ def test_already_injected_pod_is_left_alone() -> None:
     assert "patch" not in mutate_review(_review(injected))["response"]
 
 
-def test_invalid_annotation_is_refused_with_its_name() -> None:
-    pod = {**POD, "metadata": {"annotations": {"sidecar.meshguard.io/proxyCPU": "lots"}}}
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("sidecar.meshguard.io/proxyCPU", "lots"),
+        ("traffic.sidecar.meshguard.io/excludeOutboundIPRanges", "10.0.0.0/8,not-a-cidr"),
+    ],
+)
+def test_invalid_annotation_is_refused_with_its_name(name: str, value: str) -> None:
+    pod = {**POD, "metadata": {"annotations": {name: value}}}
     response = mutate_review(_review(pod))["response"]
     assert response["allowed"] is False
-    assert "sidecar.meshguard.io/proxyCPU" in response["status"]["message"]
+    assert name in response["status"]["message"]
+
+
+def test_excluded_outbound_ranges_reach_the_init_container() -> None:
+    annotation = "traffic.sidecar.meshguard.io/excludeOutboundIPRanges"
+    pod = {**POD, "metadata": {"annotations": {annotation: "10.96.0.5/12, 192.168.1.1/32"}}}
+    patch = json.loads(base64.b64decode(mutate_review(_review(pod))["response"]["patch"]))
+    text = json.dumps(patch)
+    assert "-d 10.96.0.0/12 -j RETURN" in text and "-d 192.168.1.1/32 -j RETURN" in text
 
 
 def test_operations_other_than_create_and_missing_objects_pass() -> None:
