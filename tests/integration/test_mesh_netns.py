@@ -3,7 +3,8 @@
 The server namespace plays the pod: the app (port 8080, and 9100 which the pod excludes), the
 sidecar Envoy running as uid 1337 with the injection-generated bootstrap (REDIRECT mode,
 PERMISSIVE so plain text reaches authz), meshguard authz, and the iptables rules taken verbatim
-from the generated init container. The client namespace plays another pod.
+from the generated init container. The client namespace plays another pod, and a plain-text
+server outside the mesh for the outbound capture.
 
 Needs root, ``ip`` (iproute2), ``iptables`` and ``setpriv`` (CI installs them from Debian).
 """
@@ -245,6 +246,25 @@ async def test_inbound_capture_exclusions_and_no_loop(netns: Namespaces, workdir
     assert netns.fetch(client, f"http://{SERVER_IP}:8080/open") == 404  # the app's answer
     # Excluded port: straight to the app, authz never sees it.
     assert netns.fetch(client, f"http://{SERVER_IP}:9100/closed") == 404
+
+    # Outbound, from inside the pod to a plain-text server in the other namespace.
+    netns.start(
+        client,
+        sys.executable,
+        "-m",
+        "http.server",
+        "--directory",
+        str(workdir),
+        "8081",
+        log=workdir / "outside.log",
+    )
+    netns.wait_for(client, "http://127.0.0.1:8081/policy.yaml")
+    outside = f"http://{CLIENT_IP}:8081/policy.yaml"
+    # The proxy's own uid goes straight out (uid 1337 returns first).
+    assert netns.fetch(server, outside, as_uid=1337) == 200
+    # The app's call is captured by the outbound listener, which originates mTLS: a plain-text
+    # destination cannot speak it (503), the proof the call went through Envoy.
+    assert netns.fetch(server, outside) == 503
     stats_text = _run(
         "ip",
         "netns",
@@ -259,3 +279,7 @@ async def test_inbound_capture_exclusions_and_no_loop(netns: Namespaces, workdir
     assert stats["http.inbound_8080.ext_authz.denied"] == 1
     assert stats["http.inbound_8080.ext_authz.ok"] == 1  # exactly one check: no loop
     assert stats.get("http.inbound_9100.ext_authz.ok", 0) == 0
+    # One captured request, one upstream connection attempt: Envoy's own mTLS connection
+    # (uid 1337) was not captured again.
+    assert stats["http.outbound.downstream_rq_total"] == 1
+    assert stats["cluster.outbound|original-dst.upstream_cx_total"] == 1
