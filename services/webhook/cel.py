@@ -228,9 +228,12 @@ def predicate(rule: str) -> Predicate | None:
 def holds(rule: str, value: Any) -> bool | None:
     """Whether ``value`` satisfies ``rule``; None for an unknown rule. Never raises."""
     check = predicate(rule)
-    if check is None:
-        return None
+    return None if check is None else satisfied(check, value)
+
+
+def satisfied(check: Predicate, value: Any) -> bool:
+    """``check(value)``, never raising: a value of the wrong type is the structural check's."""
     try:
         return bool(check(value))
     except (TypeError, ValueError, AttributeError):
-        return True  # a value of the wrong type is reported by the structural check
+        return True

@@ -96,6 +96,7 @@ def parse_duration(text: str) -> Fraction | None:
     return sign * total
 
 
+@functools.lru_cache(maxsize=1024)
 def duration_error(text: str, *, allow_zero: bool = False, whole: int = NANOS_PER_MS) -> str | None:
     """Istio's rule: at least 1ms (or 0 where allowed) and a whole number of ms (or seconds)."""
     nanos = parse_duration(text)
@@ -269,6 +270,13 @@ def regex_error(pattern: str) -> str | None:
         return "regex must not be empty"
     if len(pattern) > MAX_REGEX:
         return f"regex is {len(pattern)} characters long, at most {MAX_REGEX} are allowed"
+    return _re2_error(pattern)
+
+
+@functools.lru_cache(maxsize=4096)
+def _re2_error(pattern: str) -> str | None:
+    """Compiling is the costly part of a review with regex matches; the same route regexes
+    come back in every update of an object, so each distinct pattern is compiled once."""
     try:
         re2.compile(pattern, _RE2_OPTIONS)
     except re2.error as exc:

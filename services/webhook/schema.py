@@ -16,27 +16,19 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources as package_files
 from typing import Any
 
 import re2
 import yaml
 
-from meshguard.common.findings import Finding, error, field, item, warning
+from meshguard.common.findings import Finding, error, field, warning
 from meshguard.common.resources import Resource
 from meshguard.webhook import cel
 
 CRD_FILE = "crd-all.gen.yaml"
 Schema = Mapping[str, Any]
-_JSON_TYPES = {
-    "object": "object",
-    "array": "array",
-    "string": "string",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "boolean",
-}
 _CONSTRAINT_KEYS = frozenset(
     {
         "enum", "minLength", "maxLength", "pattern", "minimum", "maximum", "minItems",
@@ -53,6 +45,7 @@ class CrdSchemas:
     def __init__(self, documents: list[Mapping[str, Any]]) -> None:
         self._schemas: dict[tuple[str, str, str], Schema] = {}
         self._storage: dict[tuple[str, str], str] = {}
+        self._compiled: dict[int, _Node | None] = {}
         for crd in documents:
             spec = crd.get("spec") or {}
             group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
@@ -76,6 +69,17 @@ class CrdSchemas:
             found = self._schemas.get((group, kind, self._storage[(group, kind)]))
         return found
 
+    def spec_node(self, group: str, kind: str, version: str) -> _Node | None:
+        """The compiled schema of ``spec``: built on first use, then shared by every check."""
+        schema = self.lookup(group, kind, version)
+        if schema is None:
+            return None
+        key = id(schema)  # the schemas live as long as this object, so ids stay unique
+        if key not in self._compiled:
+            spec = (schema.get("properties") or {}).get("spec")
+            self._compiled[key] = _Node(spec) if isinstance(spec, Mapping) else None
+        return self._compiled[key]
+
     def all_schemas(self) -> list[Schema]:
         return list(self._schemas.values())
 
@@ -87,6 +91,134 @@ def istio_crds() -> CrdSchemas:
     return CrdSchemas([d for d in yaml.load_all(text, Loader=loader) if isinstance(d, Mapping)])
 
 
+class _Node:
+    """One schema node compiled for the walk: type test, constraints, CEL predicates and
+    children resolved once, so checking a value does no schema lookups or regex compiles.
+    CRD schemas are fully inlined (no ``$ref``), so compiling the tree eagerly terminates."""
+
+    __slots__ = ("accepts", "closed", "constraints", "expected", "extra", "items", "properties",
+                 "rules")  # fmt: skip
+
+    def __init__(self, schema: Schema) -> None:
+        if schema.get("x-kubernetes-int-or-string"):
+            self.expected = "integer or string"
+            self.accepts: Callable[[Any], bool] = _int_or_string
+        else:
+            self.expected = schema.get("type", "")
+            self.accepts = _type_test(self.expected)
+        self.constraints = (
+            None if schema.keys().isdisjoint(_CONSTRAINT_KEYS) else _Constraints(schema)
+        )
+        self.rules = tuple(
+            (check, rule.get("message") or f"failed: {rule['rule']}")
+            for rule in schema.get("x-kubernetes-validations") or []
+            if (check := cel.predicate(rule.get("rule", ""))) is not None
+        )
+        properties = schema.get("properties")
+        self.properties = (
+            {key: _Node(child) for key, child in properties.items()}
+            if isinstance(properties, Mapping)
+            else None
+        )
+        self.closed = properties is not None and not schema.get(
+            "x-kubernetes-preserve-unknown-fields"
+        )
+        extra, items = schema.get("additionalProperties"), schema.get("items")
+        self.extra = _Node(extra) if isinstance(extra, Mapping) else None
+        self.items = _Node(items) if isinstance(items, Mapping) else None
+
+
+class _Constraints:
+    """A node's enum, bounds, pattern, ``required`` and oneof groups, read out of the schema."""
+
+    __slots__ = ("bounds", "enum", "one_of", "pattern", "pattern_text", "required")
+
+    def __init__(self, schema: Schema) -> None:
+        enum = schema.get("enum")
+        self.enum = tuple(enum) if enum is not None else None
+        self.bounds = {
+            kind: (_limit(schema, low), _limit(schema, high))
+            for kind, (low, high) in _BOUND_KEYS.items()
+        }
+        pattern = schema.get("pattern")
+        self.pattern_text = pattern if isinstance(pattern, str) else None
+        self.pattern = _compile(pattern) if isinstance(pattern, str) else None
+        self.required = tuple(schema.get("required") or ())
+        groups = [schema.get("oneOf") or []]
+        groups += [s.get("oneOf") or [] for s in schema.get("allOf") or []]
+        self.one_of = tuple(
+            (
+                tuple(_satisfier(s) for s in group),
+                sorted({n for s in group for n in s.get("required") or []}),
+            )
+            for group in groups
+            if group
+        )
+
+    def check(self, value: Any, path: str, out: list[Finding]) -> None:
+        problems: list[str] = []
+        if self.enum is not None and value not in self.enum:
+            problems.append(
+                f"unsupported value {value!r}: must be one of {', '.join(map(str, self.enum))}"
+            )
+        if isinstance(value, str):
+            _bounds(len(value), self.bounds["length"], "length", problems)
+            if self.pattern is not None and self.pattern.search(value) is None:
+                problems.append(f"{value!r} does not match the pattern {self.pattern_text}")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            _bounds(value, self.bounds["value"], "value", problems)
+        elif isinstance(value, list):
+            _bounds(len(value), self.bounds["number of items"], "number of items", problems)
+        elif _is_map(value):
+            _bounds(len(value), self.bounds["number of entries"], "number of entries", problems)
+            for name in self.required:
+                if value.get(name) is None:
+                    out.append(error(field(path, name), f"{name} is required"))
+            for group, names in self.one_of:
+                if sum(test(value) for test in group) != 1:
+                    present = [n for n in names if value.get(n) is not None]
+                    problems.append(
+                        f"only one of {', '.join(names)} may be set, got {', '.join(present)}"
+                    )
+        out.extend(error(path, p) for p in problems)
+
+
+_BOUND_KEYS = {
+    "length": ("minLength", "maxLength"),
+    "value": ("minimum", "maximum"),
+    "number of items": ("minItems", "maxItems"),
+    "number of entries": ("minProperties", "maxProperties"),
+}
+Limits = tuple[float | None, float | None]
+
+
+def _limit(schema: Schema, key: str) -> float | None:
+    value = schema.get(key)
+    return value if isinstance(value, int | float) else None
+
+
+def _bounds(value: float, limits: Limits, what: str, problems: list[str]) -> None:
+    low, high = limits
+    if low is not None and value < low:
+        problems.append(f"{what} {value} is below the minimum {low}")
+    if high is not None and value > high:
+        problems.append(f"{what} {value} is above the maximum {high}")
+
+
+class _AcceptAll:
+    """Stands in for a pattern RE2 cannot compile: the schema's problem, not the user's."""
+
+    def search(self, value: str) -> object:
+        return value
+
+
+def _compile(pattern: str) -> Any:
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error:
+        return _AcceptAll()
+
+
 class _Walk:
     __slots__ = ("cel", "out", "structural", "unknown")
 
@@ -96,81 +228,38 @@ class _Walk:
         self.cel = cel
         self.out: list[Finding] = []
 
-    def value(self, value: Any, schema: Schema, path: str) -> None:
+    def value(self, value: Any, node: _Node, path: str) -> None:
         if value is None:
             return
-        if not self._type_ok(value, schema, path):
+        if not node.accepts(value):
+            if self.structural:
+                self.out.append(error(path, f"expected {node.expected}, got {_json_type(value)}"))
             return
-        if self.structural:
-            self._constraints(value, schema, path)
+        if self.structural and node.constraints is not None:
+            node.constraints.check(value, path, self.out)
         if self.cel:
-            for rule in schema.get("x-kubernetes-validations") or []:
-                if cel.holds(rule.get("rule", ""), value) is False:
-                    self.out.append(error(path, rule.get("message") or f"failed: {rule['rule']}"))
-        if _is_map(value):
-            self._object(value, schema, path)
-        elif isinstance(value, list):
-            items = schema.get("items")
-            if isinstance(items, Mapping):
-                for index, element in enumerate(value):
-                    self.value(element, items, item(path, index))
+            for check, message in node.rules:
+                if not cel.satisfied(check, value):
+                    self.out.append(error(path, message))
+        if isinstance(value, dict | Mapping):
+            if node.properties is not None or node.extra is not None:
+                self._object(value, node, path)
+        elif node.items is not None and isinstance(value, list):
+            items = node.items
+            for index, element in enumerate(value):
+                self.value(element, items, f"{path}[{index}]")
 
-    def _type_ok(self, value: Any, schema: Schema, path: str) -> bool:
-        if schema.get("x-kubernetes-int-or-string"):
-            ok = isinstance(value, int | str) and not isinstance(value, bool)
-            expected = "integer or string"
-        else:
-            expected = schema.get("type", "")
-            ok = _matches_type(value, expected)
-        if not ok and self.structural:
-            self.out.append(error(path, f"expected {expected}, got {_json_type(value)}"))
-        return ok
-
-    def _constraints(self, value: Any, schema: Schema, path: str) -> None:
-        if schema.keys().isdisjoint(_CONSTRAINT_KEYS):
-            return
-        problems: list[str] = []
-        enum = schema.get("enum")
-        if enum is not None and value not in enum:
-            problems.append(
-                f"unsupported value {value!r}: must be one of {', '.join(map(str, enum))}"
-            )
-        if isinstance(value, str):
-            _bounds(len(value), schema, "minLength", "maxLength", "length", problems)
-            pattern = schema.get("pattern")
-            if isinstance(pattern, str) and not _pattern_matches(pattern, value):
-                problems.append(f"{value!r} does not match the pattern {pattern}")
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            _bounds(value, schema, "minimum", "maximum", "value", problems)
-        elif isinstance(value, list):
-            _bounds(len(value), schema, "minItems", "maxItems", "number of items", problems)
-        elif _is_map(value):
-            _bounds(
-                len(value), schema, "minProperties", "maxProperties", "number of entries", problems
-            )
-            for name in schema.get("required") or []:
-                if value.get(name) is None:
-                    self.out.append(error(field(path, name), f"{name} is required"))
-            problems.extend(_one_of_problems(value, schema))
-        self.out.extend(error(path, p) for p in problems)
-
-    def _object(self, value: Mapping[str, Any], schema: Schema, path: str) -> None:
-        properties = schema.get("properties")
-        extra = schema.get("additionalProperties")
+    def _object(self, value: Mapping[str, Any], node: _Node, path: str) -> None:
+        properties, extra = node.properties, node.extra
         for key, child in value.items():
-            child_path = field(path, str(key))
-            if isinstance(properties, Mapping) and key in properties:
-                self.value(child, properties[key], child_path)
-            elif isinstance(extra, Mapping):
+            known = properties.get(key) if properties is not None else None
+            if known is not None:
+                self.value(child, known, f"{path}.{key}" if path else str(key))
+            elif extra is not None:
                 self.value(child, extra, f"{path}[{key}]")
-            elif (
-                self.unknown
-                and properties is not None
-                and not schema.get("x-kubernetes-preserve-unknown-fields")
-            ):
-                self.out.append(
-                    warning(child_path, f"unknown field {key!r}{_suggest(key, properties)}")
-                )
+            elif self.unknown and node.closed and properties is not None:
+                message = f"unknown field {key!r}{_suggest(key, properties)}"
+                self.out.append(warning(field(path, str(key)), message))
 
 
 def _is_map(value: Any) -> bool:
@@ -178,16 +267,53 @@ def _is_map(value: Any) -> bool:
     return isinstance(value, (dict, Mapping))
 
 
-def _matches_type(value: Any, expected: str) -> bool:
+def _int_or_string(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _type_test(expected: str) -> Callable[[Any], bool]:
+    """The test for a schema ``type``, chosen once per node instead of once per value."""
     if not expected:
-        return True
+        return _anything
     if expected == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
+        return _integer
     if expected == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return _json_type(value) == _JSON_TYPES.get(expected, expected)
+        return _number
+    if expected == "string":
+        return _string
+    if expected == "object":
+        return _is_map
+    if expected == "array":
+        return _array
+    if expected == "boolean":
+        return _boolean
+    return lambda value: _json_type(value) == expected
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+def _integer(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and value.is_integer()
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _string(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _array(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _boolean(value: Any) -> bool:
+    return isinstance(value, bool)
 
 
 def _json_type(value: Any) -> str:
@@ -206,49 +332,35 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _bounds(
-    value: float, schema: Schema, low_key: str, high_key: str, what: str, problems: list[str]
-) -> None:
-    low, high = schema.get(low_key), schema.get(high_key)
-    if isinstance(low, int | float) and value < low:
-        problems.append(f"{what} {value} is below the minimum {low}")
-    if isinstance(high, int | float) and value > high:
-        problems.append(f"{what} {value} is above the maximum {high}")
+ObjectTest = Callable[[Mapping[str, Any]], bool]
 
 
-def _pattern_matches(pattern: str, value: str) -> bool:
-    try:
-        return re2.search(pattern, value, options=_RE2_OPTIONS) is not None
-    except re2.error:
-        return True  # a pattern RE2 cannot compile is the schema's problem, not the user's
-
-
-def _satisfies(value: Mapping[str, Any], schema: Schema) -> bool:
-    """Whether an object meets a constraint-only subschema (required / not / anyOf / oneOf)."""
-    if any(value.get(name) is None for name in schema.get("required") or []):
-        return False
+def _satisfier(schema: Schema) -> ObjectTest:
+    """Whether an object meets a constraint-only subschema (required / not / anyOf / oneOf /
+    allOf), compiled to one closure; Istio's oneofs are mostly a single ``required`` name."""
+    required = tuple(schema.get("required") or ())
     negated = schema.get("not")
-    if isinstance(negated, Mapping) and _satisfies(value, negated):
-        return False
-    any_of = schema.get("anyOf")
-    if any_of and not any(_satisfies(value, s) for s in any_of):
-        return False
-    one_of = schema.get("oneOf")
-    if one_of and sum(_satisfies(value, s) for s in one_of) != 1:
-        return False
-    return all(_satisfies(value, s) for s in schema.get("allOf") or [])
+    nested = (negated, schema.get("anyOf"), schema.get("oneOf"), schema.get("allOf"))
+    if len(required) == 1 and not any(nested):
+        name = required[0]
+        return lambda value: value.get(name) is not None
+    not_test = _satisfier(negated) if isinstance(negated, Mapping) else None
+    any_of = tuple(_satisfier(s) for s in schema.get("anyOf") or ())
+    one_of = tuple(_satisfier(s) for s in schema.get("oneOf") or ())
+    all_of = tuple(_satisfier(s) for s in schema.get("allOf") or ())
 
+    def test(value: Mapping[str, Any]) -> bool:
+        if any(value.get(name) is None for name in required):
+            return False
+        if not_test is not None and not_test(value):
+            return False
+        if any_of and not any(t(value) for t in any_of):
+            return False
+        if one_of and sum(t(value) for t in one_of) != 1:
+            return False
+        return all(t(value) for t in all_of)
 
-def _one_of_problems(value: Mapping[str, Any], schema: Schema) -> list[str]:
-    """Istio encodes protobuf oneofs as oneOf/anyOf over ``required``; name the clashing fields."""
-    problems: list[str] = []
-    groups = [schema.get("oneOf") or []] + [s.get("oneOf") or [] for s in schema.get("allOf") or []]
-    for group in groups:
-        if group and sum(_satisfies(value, s) for s in group) != 1:
-            names = sorted({n for s in group for n in s.get("required") or []})
-            present = [n for n in names if value.get(n) is not None]
-            problems.append(f"only one of {', '.join(names)} may be set, got {', '.join(present)}")
-    return problems
+    return test
 
 
 def _suggest(key: object, properties: Mapping[str, Any]) -> str:
@@ -257,14 +369,11 @@ def _suggest(key: object, properties: Mapping[str, Any]) -> str:
 
 
 def _check(resource: Resource, *, structural: bool, unknown: bool, cel: bool) -> list[Finding]:
-    schema = istio_crds().lookup(resource.group, resource.kind, resource.version)
-    if schema is None:
-        return []
-    spec_schema = (schema.get("properties") or {}).get("spec")
-    if not isinstance(spec_schema, Mapping):
+    node = istio_crds().spec_node(resource.group, resource.kind, resource.version)
+    if node is None:
         return []
     walk = _Walk(structural=structural, unknown=unknown, cel=cel)
-    walk.value(resource.raw.get("spec"), spec_schema, "spec")
+    walk.value(resource.raw.get("spec"), node, "spec")
     return walk.out
 
 
