@@ -45,6 +45,7 @@ VARIANTS = {
     "d": "Envoy + meshguard HTTP",
     "e": "Envoy + do-nothing gRPC (ceiling)",
 }
+HISTORY = Path(__file__).with_name("history.md")  # hand-kept before/after of each optimisation
 _COUNTERS = ("ok", "denied", "error", "failure_mode_allowed")
 
 
@@ -407,6 +408,8 @@ def report(
         "32 connections):",
         "",
         fixed_table,
+        "",
+        HISTORY.read_text() if HISTORY.exists() else "",
     ])  # fmt: skip
 
 
