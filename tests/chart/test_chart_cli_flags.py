@@ -12,7 +12,8 @@ import pytest
 
 from meshguard.cli import build_parser
 from meshguard.ratelimit.settings import from_args
-from tests.chart.helm import CHART, container, find, one
+from meshguard.webhook.injection.settings import from_args as injection_settings
+from tests.chart.helm import CHART, NAMESPACE, container, find, one
 from tests.chart.toggles import TOGGLES
 
 Rendered = dict[str, list[dict[str, Any]]]
@@ -154,3 +155,24 @@ def test_webhook_serves_the_mounted_certificate(rendered: Rendered) -> None:
     ca = _parse(container(deployment, "ca")["args"])
     assert str(ca.ca_cert) == "/etc/meshguard/mesh-ca/tls.crt"
     assert "mg-meshguard-ca.meshguard-system.svc" in ca.serving_host
+
+
+def test_injector_points_sidecars_at_the_charts_services(rendered: Rendered) -> None:
+    manifests = rendered["defaults"]
+    config = injection_settings(_parse(container(one(manifests, "Deployment", "-webhook"))["args"]))
+    ports = {
+        s["metadata"]["name"]: {p["name"]: p["port"] for p in s["spec"]["ports"]}
+        for s in find(manifests, "Service")
+    }
+    suffix = f".{NAMESPACE}.svc.cluster.local"
+    assert config.ca_address == f"mg-meshguard-ca{suffix}:{ports['mg-meshguard-ca']['grpc-ca']}"
+    authz = ports["mg-meshguard-authz"]["grpc-authz"]
+    assert config.authz_address == f"mg-meshguard-authz{suffix}:{authz}"
+    ratelimit = ports["mg-meshguard-ratelimit"]["grpc-ratelimit"]
+    assert config.ratelimit_address == f"mg-meshguard-ratelimit{suffix}:{ratelimit}"
+    assert config.proxy_image == "ghcr.io/meshguard/proxy:0.1.0"
+    assert (config.policy, config.mtls_mode, config.trust_domain) == (
+        "enabled",
+        "STRICT",
+        "cluster.local",
+    )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from meshguard.webhook.injection.config import InjectionConfig
 from tests.chart.helm import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -37,13 +38,15 @@ def instructions() -> list[tuple[str, str]]:
     return out
 
 
-def stages() -> list[list[tuple[str, str]]]:
-    """The global ARGs first, then one list per FROM."""
-    result: list[list[tuple[str, str]]] = [[]]
-    for instruction in instructions():
-        if instruction[0] == "FROM":
-            result.append([])
-        result[-1].append(instruction)
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """Instructions by stage name (``FROM ... AS name``); the global ARGs under ``""``."""
+    result: dict[str, list[tuple[str, str]]] = {"": []}
+    current = ""
+    for word, rest in instructions():
+        if word == "FROM":
+            current = rest.split(" AS ")[1] if " AS " in rest else rest
+            result[current] = []
+        result[current].append((word, rest))
     return result
 
 
@@ -68,12 +71,11 @@ def test_build_stage_installs_a_working_meshguard(tmp_path: Path) -> None:
     for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE"):
         if key in os.environ:
             env[key] = os.environ[key]
-    global_args, build, _runtime = stages()
-    for _, rest in global_args:
+    by_name = stages()
+    for _, rest in by_name[""]:
         _arg(rest, variables, build_args)
     workdir = root
-    assert build[0][1].endswith("AS build"), "the first stage is the build stage"
-    for word, rest in build[1:]:
+    for word, rest in by_name["build"][1:]:
         if word == "ARG":
             _arg(rest, variables, build_args)
         elif word == "ENV":
@@ -116,20 +118,35 @@ def test_build_stage_installs_a_working_meshguard(tmp_path: Path) -> None:
 
 
 def test_runtime_stage_is_slim_non_root_and_runs_meshguard() -> None:
-    global_args, build, runtime = stages()
-    assert ("ARG", "PYTHON_IMAGE=python:3.11-slim") in global_args
-    assert runtime[0] == ("FROM", "${PYTHON_IMAGE}")
+    by_name = stages()
+    assert ("ARG", "PYTHON_IMAGE=python:3.11-slim") in by_name[""]
+    assert list(by_name)[-1] == "runtime", "a plain `docker build` builds the services image"
+    runtime = by_name["runtime"]
+    assert runtime[0] == ("FROM", "${PYTHON_IMAGE} AS runtime")
     copies = [rest for word, rest in runtime if word == "COPY"]
     assert copies == ["--from=build ${VENV} ${VENV}"], "only the venv leaves the build stage"
-    user = [rest for word, rest in runtime if word == "USER"]
-    assert user == ["10001:10001"]
+    assert [rest for word, rest in runtime if word == "USER"] == ["10001:10001"]
     entrypoint = [json.loads(rest) for word, rest in runtime if word == "ENTRYPOINT"]
     assert entrypoint == [["meshguard"]]
-    venv_build = next(rest for word, rest in build if word == "ARG" and rest.startswith("VENV="))
-    venv_runtime = next(
-        rest for word, rest in runtime if word == "ARG" and rest.startswith("VENV=")
-    )
-    assert venv_build == venv_runtime, "a venv only works at the path it was created at"
+    venvs = {
+        name: next(rest for word, rest in stage if word == "ARG" and rest.startswith("VENV="))
+        for name, stage in by_name.items()
+        if name in ("build", "runtime", "proxy")
+    }
+    assert len(set(venvs.values())) == 1, "a venv only works at the path it was created at"
+
+
+def test_proxy_stage_adds_the_official_envoy_and_iptables() -> None:
+    by_name = stages()
+    assert ("ARG", "ENVOY_IMAGE=envoyproxy/envoy:v1.40.0") in by_name[""]
+    assert by_name["envoy"] == [("FROM", "${ENVOY_IMAGE} AS envoy")]
+    proxy = by_name["proxy"]
+    copies = [rest for word, rest in proxy if word == "COPY"]
+    assert "--from=envoy /usr/local/bin/envoy /usr/local/bin/envoy" in copies
+    assert "--from=build ${VENV} ${VENV}" in copies
+    assert any("iptables" in rest for word, rest in proxy if word == "RUN")
+    uid = InjectionConfig().proxy_uid
+    assert [rest for word, rest in proxy if word == "USER"] == [f"{uid}:{uid}"]
 
 
 def test_dockerignore_sends_only_what_the_build_copies() -> None:
