@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 
@@ -16,17 +17,31 @@ from meshguard.common.processes import terminate
 
 
 class ChildService:
-    """``meshguard <args>`` in a child process, ready once its admin ``/readyz`` says so."""
+    """``meshguard <args>`` in a child process, ready once its ``ready_path`` answers 200.
 
-    def __init__(self, name: str, args: Sequence[str], admin_port: int) -> None:
+    ``env`` is added to this process's environment (the sidecar agent is configured by env,
+    as the injected container is).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        admin_port: int,
+        *,
+        ready_path: str = "/readyz",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.args = [sys.executable, "-m", "meshguard.cli", *args]
         self.admin_port = admin_port
+        self.ready_path = ready_path
+        self.env = {**os.environ, **env} if env is not None else None
         self._process: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> None:
-        self._process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL)
-        url = f"http://{LOCALHOST}:{self.admin_port}/readyz"
+        self._process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, env=self.env)
+        url = f"http://{LOCALHOST}:{self.admin_port}{self.ready_path}"
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             while True:

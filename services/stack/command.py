@@ -3,6 +3,8 @@
 Envoy's listener runs ext_authz (meshguard authz, gRPC) and, on ``/public/``, the global
 rate-limit filter (meshguard ratelimit, memory backend), with the example policies and limits
 from ``examples/``. The services run as child processes, started as users start them.
+Beside it, the mesh (:mod:`.mesh`): the CA and two injected sidecars, so the same upstream is
+also reachable over mutual TLS with a SPIFFE identity that authz sees.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import asyncio
 import contextlib
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from aiohttp import web
 
 from meshguard.common import envoy, logs
 from meshguard.common.netutil import LOCALHOST, free_port
-from meshguard.stack import upstream
+from meshguard.stack import mesh, upstream
 from meshguard.stack.children import ChildService
 from meshguard.stack.issuer import DemoIssuer
 
@@ -161,23 +164,31 @@ async def run(port: int, admin_port: int, examples: Path, log_level: str) -> Non
     ]
     runners: list[web.AppRunner] = []
     proxy: envoy.EnvoyProcess | None = None
+    workdir = tempfile.TemporaryDirectory(prefix="meshguard-up-")
     try:
         jwks_runner, _ = await _serve(issuer.build_app(), JWKS_PORT)
         runners.append(jwks_runner)
         upstream_runner, upstream_port = await _serve(upstream.build_app(), 0)
         runners.append(upstream_runner)
+        sidecars = mesh.plan(
+            Path(workdir.name), upstream_port, authz_port, ratelimit_port, log_level
+        )
+        children.append(sidecars.ca)
         await asyncio.gather(*(child.start() for child in children))
+        children.extend(sidecars.sidecars)  # they need the CA (and authz) up
+        await asyncio.gather(*(child.start() for child in sidecars.sidecars))
         proxy = envoy.EnvoyProcess(
             envoy_config(port, admin_port, upstream_port, authz_port, ratelimit_port)
         )
         await proxy.start_async()
-        print(_banner(proxy, issuer), flush=True)
+        print(_banner(proxy, issuer, sidecars), flush=True)
         await stop.wait()
     finally:
         if proxy is not None:
             proxy.stop()
-        for child in children:
+        for child in reversed(children):
             child.stop()
+        workdir.cleanup()
         for runner in runners:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
@@ -189,8 +200,10 @@ def _child(name: str, grpc_port: int, log_level: str, *args: str) -> ChildServic
     return ChildService(name, [name, "serve", *common, "--log-level", log_level, *args], admin_port)
 
 
-def _banner(proxy: envoy.EnvoyProcess, issuer: DemoIssuer) -> str:
+def _banner(proxy: envoy.EnvoyProcess, issuer: DemoIssuer, sidecars: mesh.Mesh) -> str:
     url = f"http://{LOCALHOST}:{proxy.listener_port('ingress')}"
+    web = f"{LOCALHOST}:{sidecars.web_inbound_port}"
+    frontend = f"http://{LOCALHOST}:{sidecars.frontend_outbound_port}"
     user = issuer.token("alice", [])
     admin = issuer.token("root", ["admin"])
     return f"""meshguard is up: Envoy -> meshguard authz + ratelimit -> demo upstream
@@ -204,5 +217,10 @@ def _banner(proxy: envoy.EnvoyProcess, issuer: DemoIssuer) -> str:
   curl -i -H "Authorization: Bearer $USER_TOKEN" {url}/admin/       # 403  not in group admin
   curl -i -H "Authorization: Bearer $ADMIN_TOKEN" {url}/admin/      # 200
   for i in 1 2 3 4 5 6; do curl -so /dev/null -w '%{{http_code}} ' {url}/public/x; done # 429
+mesh: frontend's sidecar -> mTLS (SPIFFE certificates from meshguard ca) -> web's sidecar
+  (the bootstrap injection generates: STRICT, ext_authz with source.principal, ratelimit)
+  curl -i -H "x-envoy-original-dst-host: {web}" {frontend}/mesh/hello  # 200  as {mesh.FRONTEND}
+  curl -i {url}/mesh/hello                                       # 403  no peer identity
+  curl -i http://{web}/mesh/hello                                # refused: STRICT mTLS
   Envoy admin: {proxy.admin_url}
 Ctrl-C stops everything."""

@@ -1,5 +1,6 @@
 """``meshguard up``: a real Envoy with authz and ratelimit in front of the demo upstream, driven
-as a newcomer would, with the tokens it prints."""
+as a newcomer would, with the tokens it prints; and the mesh beside it (CA, two injected
+sidecars), driven with the mTLS curl it prints."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,9 +24,14 @@ class Stack:
         assert found, banner
         self.url = found.group(1)
         self.tokens = dict(re.findall(r"export (\w+)=(\S+)", banner))
+        mesh = re.search(r'-H "x-envoy-original-dst-host: ([\d.:]+)" (http://[\d.:]+)/mesh', banner)
+        assert mesh, banner
+        self.web_sidecar, self.frontend_sidecar = mesh.groups()
 
-    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.url + path)
+    def get(
+        self, path: str, token: str | None = None, *, base: str | None = None, **headers: str
+    ) -> tuple[int, bytes]:
+        request = urllib.request.Request((base or self.url) + path, headers=headers)
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")
         try:
@@ -34,8 +41,12 @@ class Stack:
             return err.code, err.read()
 
 
+STARTUP_BUDGET = 15.0  # seconds to the banner; typically ~4 on a quiet machine
+
+
 @pytest.fixture
 def stack() -> Iterator[Stack]:
+    started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "meshguard.cli", "up", "--port", "0", "--envoy-admin-port", "0"],
         stdout=subprocess.PIPE,
@@ -49,6 +60,7 @@ def stack() -> Iterator[Stack]:
             break
     try:
         assert lines and lines[-1].startswith("Ctrl-C"), "".join(lines)
+        assert time.monotonic() - started < STARTUP_BUDGET
         yield Stack(proc, "".join(lines))
     finally:
         if proc.poll() is None:
@@ -83,3 +95,21 @@ def test_rate_limit_then_clean_shutdown(stack: Stack) -> None:
     assert stack.proc.wait(timeout=20) == 0
     with pytest.raises(OSError):
         urllib.request.urlopen(stack.url, timeout=2)
+
+
+def test_mesh_identity_reaches_authz_as_source_principal(stack: Stack) -> None:
+    """frontend's sidecar -> mTLS -> web's sidecar (generated bootstrap) -> authz -> upstream."""
+    status, body = stack.get(
+        "/mesh/hello",
+        base=stack.frontend_sidecar,
+        **{"x-envoy-original-dst-host": stack.web_sidecar},
+    )
+    assert status == 200, body
+    xfcc = json.loads(body)["headers"]["x-forwarded-client-cert"]
+    assert "URI=spiffe://cluster.local/ns/demo/sa/frontend" in xfcc
+    assert "By=spiffe://cluster.local/ns/demo/sa/web" in xfcc
+    # The policy allows /mesh/* to that principal only: the ingress path has no peer identity.
+    assert stack.get("/mesh/hello")[0] == 403
+    # STRICT: plain text to web's sidecar is refused at the TLS layer.
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{stack.web_sidecar}/mesh/hello", timeout=5)
