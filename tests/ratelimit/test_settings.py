@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
 from meshguard.ratelimit.limiter import CACHE_ENTRY_BYTES
 from meshguard.ratelimit.settings import RateLimitSettings, add_arguments, from_args
+from tests.harness.paths import REPO
 
 
 def settings(environ: dict[str, str], *argv: str) -> RateLimitSettings:
@@ -47,3 +49,16 @@ def test_local_cache_size_in_bytes() -> None:
     assert settings({}).service.local_cache_entries == 0
     explicit = settings({"LOCAL_CACHE_SIZE_IN_BYTES": size}, "--local-cache-entries", "7")
     assert explicit.service.local_cache_entries == 7
+
+
+def test_every_flag_and_environment_name_is_documented() -> None:
+    docs = (REPO / "docs" / "ratelimit.md").read_text()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, {})
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        flag = action.option_strings[0]
+        assert f"`{flag}`" in docs or f"`{flag}` (repeatable)" in docs, flag
+        for name in re.findall(r"env ([A-Z0-9_ /]+?)[;)]", action.help or "")[0].split(" / "):
+            assert f"`{name}`" in docs or f"`{name}` (comma list)" in docs, name
