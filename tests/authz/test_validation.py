@@ -10,8 +10,9 @@ from meshguard.authz.validation import VALIDATORS
 from meshguard.common.findings import Finding, Severity
 from meshguard.common.resources import parse_text
 from meshguard.registry import default_registry
+from tests.harness.paths import CONFORMANCE
 
-CORPUS = Path("/work/shared/conformance/webhook")
+CORPUS = CONFORMANCE / "webhook"
 CASES = sorted(
     p
     for kind in ("authorizationpolicy", "requestauthentication")

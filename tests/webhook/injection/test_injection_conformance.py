@@ -21,8 +21,9 @@ import yaml
 
 from meshguard.webhook.injection.decision import webhook_selects
 from meshguard.webhook.injection.review import mutate_review
+from tests.harness.paths import CONFORMANCE
 
-CORPUS = Path("/work/shared/conformance/webhook/pods")
+CORPUS = CONFORMANCE / "webhook" / "pods"
 _RENAMES = [
     ("istio-injection", "meshguard-injection"),
     ("istio.io/rev", "meshguard.io/rev"),
