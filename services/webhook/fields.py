@@ -8,7 +8,7 @@ the wrong type instead of reporting it again, and never raise: a validator must 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from meshguard.common.findings import Finding, error, field, item, warning
 
@@ -73,7 +73,7 @@ class Node:
 
     def child(self, key: str) -> Node | None:
         value = self.data.get(key)
-        return Node(value, self.at(key), self.report) if isinstance(value, Mapping) else None
+        return Node(value, self.at(key), self.report) if is_map(value) else None
 
     def array(self, key: str) -> list[Any] | None:
         value = self.data.get(key)
@@ -83,7 +83,7 @@ class Node:
         """(index, node) for each mapping element of a list field."""
         base = self.at(key)
         for index, value in enumerate(self.array(key) or []):
-            if isinstance(value, Mapping):
+            if is_map(value):
                 yield index, Node(value, item(base, index), self.report)
 
     def strings(self, key: str) -> Iterator[tuple[str, str]]:
@@ -96,12 +96,25 @@ class Node:
     def string_map(self, key: str) -> dict[str, str] | None:
         """A map of strings (labels, header operations); ``None`` when absent or not a map."""
         value = self.data.get(key)
-        if not isinstance(value, Mapping):
+        if not is_map(value):
             return None
         return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
     def keys(self) -> set[str]:
         return {k for k, v in self.data.items() if v is not None}
+
+
+_NEVER_MAPS = (str, int, float, list, type(None))
+
+
+def is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """Decoded JSON is plain dicts and scalars: tested first, because the ``Mapping`` ABC check
+    they would otherwise fall through to is the slowest step of reading a missing field."""
+    if isinstance(value, dict):
+        return True
+    if isinstance(value, _NEVER_MAPS):
+        return False
+    return isinstance(value, Mapping)
 
 
 def as_int(value: object) -> int | None:

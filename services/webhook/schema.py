@@ -26,6 +26,7 @@ import yaml
 from meshguard.common.findings import Finding, error, field, warning
 from meshguard.common.resources import Resource
 from meshguard.webhook import cel
+from meshguard.webhook.fields import is_map
 
 CRD_FILE = "crd-all.gen.yaml"
 Schema = Mapping[str, Any]
@@ -169,7 +170,7 @@ class _Constraints:
             _bounds(value, self.bounds["value"], "value", problems)
         elif isinstance(value, list):
             _bounds(len(value), self.bounds["number of items"], "number of items", problems)
-        elif _is_map(value):
+        elif is_map(value):
             _bounds(len(value), self.bounds["number of entries"], "number of entries", problems)
             for name in self.required:
                 if value.get(name) is None:
@@ -241,7 +242,7 @@ class _Walk:
             for check, message in node.rules:
                 if not cel.satisfied(check, value):
                     self.out.append(error(path, message))
-        if isinstance(value, dict | Mapping):
+        if is_map(value):
             if node.properties is not None or node.extra is not None:
                 self._object(value, node, path)
         elif node.items is not None and isinstance(value, list):
@@ -262,11 +263,6 @@ class _Walk:
                 self.out.append(warning(field(path, str(key)), message))
 
 
-def _is_map(value: Any) -> bool:
-    """Decoded JSON is plain dicts: test for dict first, the Mapping ABC check is slow."""
-    return isinstance(value, (dict, Mapping))
-
-
 def _int_or_string(value: Any) -> bool:
     return isinstance(value, int | str) and not isinstance(value, bool)
 
@@ -282,7 +278,7 @@ def _type_test(expected: str) -> Callable[[Any], bool]:
     if expected == "string":
         return _string
     if expected == "object":
-        return _is_map
+        return is_map
     if expected == "array":
         return _array
     if expected == "boolean":
@@ -327,7 +323,7 @@ def _json_type(value: Any) -> str:
         return "string"
     if isinstance(value, list):
         return "array"
-    if _is_map(value):
+    if is_map(value):
         return "object"
     return type(value).__name__
 

@@ -505,10 +505,12 @@ def _body_size(body: Node) -> int:
 # ---- single-object analysis (warnings) ---------------------------------------------------
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True)  # json.dumps would build one per call
+
+
 def _canonical(match: Any) -> str:
-    return json.dumps(
-        {k: v for k, v in match.items() if k != "name"} if isinstance(match, dict) else match,
-        sort_keys=True,
+    return _CANONICAL.encode(
+        {k: v for k, v in match.items() if k != "name"} if isinstance(match, dict) else match
     )
 
 
