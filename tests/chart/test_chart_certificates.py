@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from meshguard.common import spiffe
+from meshguard.registry import default_registry
 from meshguard.webhook.ca.authority import load_issuer
+from meshguard.webhook.server import build_app
 from tests.chart.helm import NAMESPACE, find, one
 
 Rendered = dict[str, list[dict[str, Any]]]
@@ -186,3 +188,11 @@ def test_existing_mesh_ca_secret_is_used_and_not_generated(rendered: Rendered) -
     assert not find(manifests, "Secret", "-mesh-ca")
     volumes = one(manifests, "Deployment", "-webhook")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "mesh-ca", "secret": {"secretName": "corp-mesh-ca"}} in volumes
+
+
+def test_webhook_paths_are_routes_of_the_webhook_server(rendered: Rendered) -> None:
+    app = build_app(default_registry(), 1024)
+    routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
+    for kind in WEBHOOK_CONFIGS:
+        for hook in one(rendered["defaults"], kind)["webhooks"]:
+            assert ("POST", hook["clientConfig"]["service"]["path"]) in routes
