@@ -14,6 +14,8 @@ from typing import Any
 from meshguard.common.resources import Resource
 from meshguard.webhook import hosts
 from meshguard.webhook.analysis import Diagnostic, Inventory, diagnostic, namespace_of
+from meshguard.webhook.injection import annotations as pod_annotations
+from meshguard.webhook.injection import decision, inject
 
 Analyzer = Callable[[Inventory], Iterator[Diagnostic]]
 MESH = "mesh"
@@ -30,20 +32,24 @@ KNOWN_ISTIO_SIDECAR = frozenset(
         "nativeSidecar", "dnsCapture",
     )
 )  # fmt: skip
-KNOWN_MESHGUARD = frozenset(
-    {
-        "meshguard.io/rev", "sidecar.meshguard.io/inject", "sidecar.meshguard.io/status",
-        "sidecar.meshguard.io/interceptionMode", "sidecar.meshguard.io/mtlsMode",
-        "sidecar.meshguard.io/proxyImage", "sidecar.meshguard.io/proxyCPU",
-        "sidecar.meshguard.io/proxyMemory", "sidecar.meshguard.io/proxyCPULimit",
-        "sidecar.meshguard.io/proxyMemoryLimit", "sidecar.meshguard.io/rewriteAppHTTPProbers",
-        "traffic.sidecar.meshguard.io/includeInboundPorts",
-        "traffic.sidecar.meshguard.io/excludeInboundPorts",
-        "traffic.sidecar.meshguard.io/excludeOutboundPorts", "proxy.meshguard.io/config",
-        "security.meshguard.io/tlsMode",
-    }
-)  # fmt: skip
-KNOWN_MESHGUARD_PREFIXES = ("readiness.status.sidecar.meshguard.io/",)
+KNOWN_MESHGUARD_PREFIXES = (pod_annotations.READINESS_PREFIX,)
+
+
+def _injector_names() -> frozenset[str]:
+    """Every name the injector reads or writes, taken from the injection modules that define
+    them, so a new pod annotation there is known here without a second list to keep in step."""
+    pod_options = {
+        value
+        for name, value in vars(pod_annotations).items()
+        if name.isupper() and not name.startswith("_") and isinstance(value, str)
+        and value not in KNOWN_MESHGUARD_PREFIXES
+    }  # fmt: skip
+    written = {decision.REVISION_LABEL, decision.INJECT_KEY, decision.STATUS_ANNOTATION,
+               inject.TLS_MODE_LABEL}  # fmt: skip
+    return frozenset(pod_options | written)
+
+
+KNOWN_MESHGUARD = _injector_names()
 
 
 def fqdn(host: str, namespace: str) -> str:

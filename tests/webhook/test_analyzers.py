@@ -10,6 +10,7 @@ from meshguard.common.resources import Resource, from_dict
 from meshguard.registry import default_registry
 from meshguard.webhook.analysis import Diagnostic
 from meshguard.webhook.analyze_command import analyze
+from meshguard.webhook.injection import annotations as pod_annotations
 
 
 def obj(
@@ -154,6 +155,18 @@ def test_mg0109_unknown_annotations() -> None:
     typo = obj("networking.istio.io/v1", "DestinationRule", "d", {"host": "a"},
                annotations={"meshguard.io/revision": "x"})  # fmt: skip
     assert len(only("MG0109", typo)) == 1
+
+
+def test_mg0109_knows_every_annotation_the_injector_reads() -> None:
+    names = {
+        value
+        for name, value in vars(pod_annotations).items()
+        if name.isupper() and isinstance(value, str) and value != pod_annotations.READINESS_PREFIX
+    }
+    assert pod_annotations.EXCLUDE_OUTBOUND_CIDRS in names  # was missing from a copied list
+    pod = deployment("a", {"app": "a"}, **dict.fromkeys(names, "x"),
+                     **{f"{pod_annotations.READINESS_PREFIX}applied": "x"})  # fmt: skip
+    assert only("MG0109", pod) == []
 
 
 def test_mg0110_selectorless_sidecars() -> None:
