@@ -10,6 +10,7 @@ import grpc
 from meshguard.common.server import ServiceRuntime
 from meshguard.webhook.ca.authority import Issuer, generate_root, load_issuer, write_issuer
 from meshguard.webhook.ca.issuer_keys import IssuerKeysVerifier
+from meshguard.webhook.ca.rootpublisher import RootCertPublisher
 from meshguard.webhook.ca.service import SERVICE_NAME, CaPolicy, CertificateService
 from meshguard.webhook.ca.settings import CaSettings
 from meshguard.webhook.ca.tokenreview import IN_CLUSTER_CA, TokenReviewVerifier
@@ -44,10 +45,13 @@ def build_verifier(settings: CaSettings) -> TokenVerifier:
             settings.issuer_keys, issuer=settings.token_issuer, audience=settings.audience
         )
 
-    context = ssl.create_default_context(
-        cafile=str(IN_CLUSTER_CA) if IN_CLUSTER_CA.exists() else None
+    return TokenReviewVerifier(
+        settings.kube_api, ssl_context=_kube_api_ssl(), audience=settings.audience
     )
-    return TokenReviewVerifier(settings.kube_api, ssl_context=context, audience=settings.audience)
+
+
+def _kube_api_ssl() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(IN_CLUSTER_CA) if IN_CLUSTER_CA.exists() else None)
 
 
 def build_runtime(settings: CaSettings) -> ServiceRuntime:
@@ -61,4 +65,9 @@ def build_runtime(settings: CaSettings) -> ServiceRuntime:
     credentials = grpc.ssl_server_credentials([(key_pem, chain_pem)])
     runtime = ServiceRuntime("ca", admin_port=settings.admin_port, host=settings.host)
     runtime.add_grpc(settings.grpc_port, service.register, [SERVICE_NAME], credentials=credentials)
+    if settings.publish_root_cert:
+        publisher = RootCertPublisher(
+            settings.kube_api, issuer.root_bundle, ssl_context=_kube_api_ssl()
+        )
+        runtime.add_background(publisher.run)
     return runtime

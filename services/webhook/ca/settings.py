@@ -30,6 +30,7 @@ class CaSettings:
     token_issuer: str | None
     kube_api: str
     serving_hosts: tuple[str, ...]
+    publish_root_cert: bool = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(parser, "--issuer-keys", type=Path, help="JWKS or PEM keys of the SA token issuer")
     add_flag(parser, "--token-issuer", help="expected 'iss' of tokens (issuer-keys verifier)")
+    add_flag(
+        parser,
+        "--publish-root-cert",
+        boolean=True,
+        default=False,
+        help="write ConfigMap meshguard-ca-root-cert into namespaces labelled for injection",
+    )
     add_flag(parser, "--kube-api", default="https://kubernetes.default.svc", help="API server")
     add_flag(
         parser,
@@ -92,4 +100,5 @@ def from_args(args: argparse.Namespace) -> CaSettings:
         token_issuer=args.token_issuer,
         kube_api=args.kube_api,
         serving_hosts=tuple(repeated(args, "serving_host") or _DEFAULT_HOSTS),
+        publish_root_cert=args.publish_root_cert,
     )
