@@ -3,6 +3,7 @@ over-limit cache skipping Redis, TLS with password and ACL auth, and Sentinel.""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from meshguard.common.netutil import LOCALHOST, free_port
 from meshguard.common.sources import SourceFile
 from meshguard.common.tls import TlsFiles
 from meshguard.ratelimit.config import compile_sources
-from meshguard.ratelimit.model import Code, Descriptor, Request
+from meshguard.ratelimit.model import BackendError, Code, Descriptor, Request
 from meshguard.ratelimit.redis_store import LeanRedisStore, RedisPyStore, RedisSettings
 from meshguard.ratelimit.service import RateLimitService, ServiceOptions
 from tests.harness.redis import RedisFactory, RedisServer, redis_binary
@@ -29,6 +30,8 @@ descriptors:
     rate_limit: {unit: minute, requests_per_unit: 2}
   - key: gcra
     rate_limit: {unit: second, requests_per_unit: 5, algorithm: gcra}
+  - key: per_day
+    rate_limit: {unit: day, requests_per_unit: 1000}
 """
 
 
@@ -155,14 +158,20 @@ async def wait_until_up(url: str, settings: dict[str, Any]) -> None:
 
 @pytest.fixture
 def sentinel(redis_factory: RedisFactory, tmp_path: Path) -> Iterator[tuple[RedisServer, int]]:
-    """A master watched by one real Sentinel; yields (master, sentinel port)."""
+    """A master with one replica, watched by one real Sentinel; yields (master, sentinel port)."""
     master = redis_factory()
+    replica = redis_factory(extra_args=["--replicaof", LOCALHOST, str(master.port)])
+    deadline = time.monotonic() + 10
+    while replica.client().info("replication").get("master_link_status") != "up":
+        assert time.monotonic() < deadline, "replica never synced"
+        time.sleep(0.05)
     port = free_port()
     conf = tmp_path / "sentinel.conf"
     conf.write_text(
         f"port {port}\nbind {LOCALHOST}\ndir {tmp_path}\n"
         f"sentinel monitor primary {LOCALHOST} {master.port} 1\n"
-        "sentinel down-after-milliseconds primary 1000\n"
+        "sentinel down-after-milliseconds primary 500\n"
+        "sentinel failover-timeout primary 5000\n"
     )
     process = subprocess.Popen(
         [redis_binary(), str(conf), "--sentinel"],
@@ -176,7 +185,7 @@ def sentinel(redis_factory: RedisFactory, tmp_path: Path) -> Iterator[tuple[Redi
         process.wait(5)
 
 
-async def test_sentinel_finds_the_master_and_runs_scripts(
+async def test_sentinel_finds_the_master_and_follows_a_failover(
     sentinel: tuple[RedisServer, int],
 ) -> None:
     master, port = sentinel
@@ -187,16 +196,26 @@ async def test_sentinel_finds_the_master_and_runs_scripts(
     )
     store = RedisPyStore.from_settings(settings)
     service = service_on(store)
+    request = both(("per_day", "s"), ("gcra", "s"))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                response = await service.should_rate_limit(both(("per_minute", "s"), ("gcra", "s")))
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "Sentinel never named the master"
-                time.sleep(0.1)
-        assert [s.limit_remaining for s in response.statuses] == [1, 4]
+        response = await eventually(service, request, "Sentinel never named the master")
+        assert [s.limit_remaining for s in response.statuses] == [999, 4]
         assert master.client().exists("edge_gcra_s_gcra_1s") == 1
+        master.kill()
+        # The promoted replica has the counters but not the script cache: NOSCRIPT, reload.
+        response = await eventually(service, request, "no recovery after the failover", 30)
+        assert response.statuses[0].limit_remaining == 998  # the replica had the count
     finally:
         await store.close()
+
+
+async def eventually(
+    service: RateLimitService, request: Request, failure: str, seconds: float = 10
+) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await service.should_rate_limit(request)
+        except BackendError:
+            assert time.monotonic() < deadline, failure
+            await asyncio.sleep(0.1)
