@@ -11,22 +11,17 @@ import json
 import time
 from pathlib import Path
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from meshguard.stack.signing import RsaSigner
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
-KID = "meshguard-up"
 
 
 class DevServiceAccounts:
     def __init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._signer = RsaSigner("meshguard-up")
 
     def write_jwks(self, path: Path) -> Path:
-        public = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
-        public.update({"kid": KID, "alg": "RS256", "use": "sig"})
-        path.write_text(json.dumps({"keys": [public]}))
+        path.write_text(json.dumps(self._signer.jwks()))
         return path
 
     def write_token(self, path: Path, namespace: str, account: str, audience: str) -> Path:
@@ -41,5 +36,5 @@ class DevServiceAccounts:
             "exp": now + 86400,
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": account}},
         }
-        path.write_text(jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": KID}))
+        path.write_text(self._signer.sign(claims))
         return path
