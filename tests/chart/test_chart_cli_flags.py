@@ -13,37 +13,11 @@ import pytest
 from meshguard.cli import build_parser
 from meshguard.ratelimit.settings import from_args
 from meshguard.webhook.injection.settings import from_args as injection_settings
+from tests.chart import settings_schema
 from tests.chart.helm import CHART, NAMESPACE, container, find, one
 from tests.chart.toggles import TOGGLES
 
 Rendered = dict[str, list[dict[str, Any]]]
-
-# Flags of `meshguard ratelimit serve` the chart sets from its own values; every other flag is
-# offered under ratelimit.settings.
-RATELIMIT_CHART_OWNED = {
-    "config",
-    "backend",
-    "host",
-    "grpc-port",
-    "http-port",
-    "admin-port",
-    "redis-url",
-    "redis-type",
-    "redis-auth",
-    "redis-sentinel-auth",
-    "redis-tls",
-    "redis-tls-cacert",
-    "redis-tls-client-cert",
-    "redis-tls-client-key",
-    "redis-tls-skip-hostname-verification",
-    "log-level",
-}
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    sub: argparse.ArgumentParser = action.choices[name]
-    return sub
 
 
 def _parse(args: list[str]) -> argparse.Namespace:
@@ -125,14 +99,14 @@ def test_ratelimit_settings_become_flags(rendered: Rendered) -> None:
 
 
 def test_ratelimit_settings_schema_offers_every_other_serve_flag() -> None:
-    serve = _subparser(_subparser(build_parser(), "ratelimit"), "serve")
-    flags = {
-        a.option_strings[0][2:] for a in serve._actions if a.option_strings and a.dest != "help"
-    }
     schema = json.loads((CHART / "values.schema.json").read_text())
-    offered = set(schema["properties"]["ratelimit"]["properties"]["settings"]["properties"])
-    assert offered == flags - RATELIMIT_CHART_OWNED
-    assert flags >= RATELIMIT_CHART_OWNED, "a flag the chart sets no longer exists"
+    offered = schema["properties"]["ratelimit"]["properties"]["settings"]["properties"]
+    assert offered == settings_schema.settings_properties(), (
+        "ratelimit serve's flags changed: run `python -m tests.chart.settings_schema` and "
+        "`python -m tests.chart.values_table`"
+    )
+    flags = set(settings_schema.serve_flags())
+    assert flags >= settings_schema.CHART_OWNED, "a flag the chart sets no longer exists"
 
 
 def test_authz_flags_carry_the_values(rendered: Rendered) -> None:
