@@ -102,12 +102,23 @@ def envoy_config(
             },
         ),
     }
-    limited = envoy.cluster_route(UPSTREAM_CLUSTER, prefix="/public/", timeout=5.0)
-    limited["route"]["rate_limits"] = [{"actions": [{"generic_key": {"descriptor_value": "demo"}}]}]
+    # The descriptors examples/ratelimit/config.yaml limits: one route-wide counter on /public/,
+    # one counter per x-user-id on /api/.
+    public = envoy.cluster_route(UPSTREAM_CLUSTER, prefix="/public/", timeout=5.0)
+    public["route"]["rate_limits"] = [{"actions": [{"generic_key": {"descriptor_value": "demo"}}]}]
+    api = envoy.cluster_route(UPSTREAM_CLUSTER, prefix="/api/", timeout=5.0)
+    api["route"]["rate_limits"] = [
+        {
+            "actions": [
+                {"generic_key": {"descriptor_value": "per_user"}},
+                {"request_headers": {"header_name": "x-user-id", "descriptor_key": "user"}},
+            ]
+        }
+    ]
     listener = envoy.http_listener(
         "ingress",
         port,
-        routes=[limited, envoy.cluster_route(UPSTREAM_CLUSTER, timeout=5.0)],
+        routes=[public, api, envoy.cluster_route(UPSTREAM_CLUSTER, timeout=5.0)],
         http_filters=[ext_authz, ratelimit],
     )
     virtual_host = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"][
@@ -217,6 +228,8 @@ def _banner(proxy: envoy.EnvoyProcess, issuer: DemoIssuer, sidecars: mesh.Mesh) 
   curl -i -H "Authorization: Bearer $USER_TOKEN" {url}/admin/       # 403  not in group admin
   curl -i -H "Authorization: Bearer $ADMIN_TOKEN" {url}/admin/      # 200
   for i in 1 2 3 4 5 6; do curl -so /dev/null -w '%{{http_code}} ' {url}/public/x; done # 429
+  for i in $(seq 11); do curl -so /dev/null -w '%{{http_code}} ' -H "x-user-id: bob" \
+    -H "Authorization: Bearer $USER_TOKEN" {url}/api/orders; done   # 429 on the 11th, per user
 mesh: frontend's sidecar -> mTLS (SPIFFE certificates from meshguard ca) -> web's sidecar
   (the bootstrap injection generates: STRICT, ext_authz with source.principal, ratelimit)
   curl -i -H "x-envoy-original-dst-host: {web}" {frontend}/mesh/hello  # 200  as {mesh.FRONTEND}

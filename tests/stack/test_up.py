@@ -91,6 +91,12 @@ def test_rate_limit_then_clean_shutdown(stack: Stack) -> None:
     assert statuses == [200] * 5 + [429]
     assert stack.get("/")[0] == 200, "only /public/ is rate limited"
 
+    user = stack.tokens["USER_TOKEN"]
+    per_user = [stack.get("/api/orders", user, **{"x-user-id": "bob"})[0] for _ in range(11)]
+    assert per_user == [200] * 10 + [429]
+    assert stack.get("/api/orders", user, **{"x-user-id": "carol"})[0] == 200, "own counter"
+    assert stack.get("/api/orders", user)[0] == 200, "no header, no descriptor, no limit"
+
     stack.proc.send_signal(signal.SIGTERM)
     assert stack.proc.wait(timeout=20) == 0
     with pytest.raises(OSError):
