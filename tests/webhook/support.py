@@ -10,10 +10,10 @@ import yaml
 from meshguard.common.findings import Finding
 from meshguard.common.resources import Resource, from_dict
 from meshguard.registry import default_registry
+from tests.harness import paths
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-CONFORMANCE = SHARED / "conformance" / "webhook"
-SAMPLES = SHARED / "conformance" / "istio-samples"
+CONFORMANCE = paths.CONFORMANCE / "webhook"
+SAMPLES = paths.CONFORMANCE / "istio-samples"
 
 GROUPS = {
     "Gateway": "networking.istio.io",

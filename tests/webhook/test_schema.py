@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 
 from meshguard.webhook import schema
-from tests.webhook.support import SHARED, make
+from tests.harness.paths import REFERENCE
+from tests.webhook.support import make
 
 
 def test_shipped_crds_match_the_reference() -> None:
-    reference = SHARED / "reference" / "istio" / schema.CRD_FILE
+    reference = REFERENCE / "istio" / schema.CRD_FILE
     if not reference.exists():
         pytest.skip("reference CRDs not available")
     shipped = schema.package_files.files("meshguard.webhook").joinpath("crds", schema.CRD_FILE)
