@@ -50,7 +50,7 @@ def traffic(seed: int, count: int) -> list[tuple[float, Request]]:
 async def test_lua_scripts_decide_like_the_memory_store(redis_server: RedisServer) -> None:
     store = LeanRedisStore.from_settings(RedisSettings(url=redis_server.url, timeout=1.0))
     await store.start()
-    now = [float(int(1_000_000_000 + random.random() * 10**8))]
+    now = [1_000_012_345.0]  # fixed, so the windows (and the assertion below) are repeatable
     memory_now = list(now)
     on_redis, in_memory = service_on(store, now), service_on(MemoryStore(), memory_now)
     denied = 0
