@@ -30,7 +30,7 @@ class InjectionConfig:
     policy: str = "enabled"  # the injector's default when the pod does not say
     trust_domain: str = "cluster.local"
     ca_address: str = "meshguard-ca.meshguard-system.svc:15012"
-    authz_address: str = "meshguard-authz.meshguard-system.svc:9001"
+    authz_address: str = "meshguard-authz.meshguard-system.svc:9000"
     ratelimit_address: str = "meshguard-ratelimit.meshguard-system.svc:8081"
     ratelimit_domain: str = "mesh"
     mtls_mode: str = "STRICT"
