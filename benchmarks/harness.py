@@ -11,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import platform
 import re
 import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from meshguard.common import envoy as envoy_config
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -87,12 +92,16 @@ def wrk(
     seconds: float = 10.0,
     threads: int = 1,
     headers: Mapping[str, str] | None = None,
+    script: Path | None = None,
 ) -> LoadResult:
-    """Closed-loop load with wrk (Debian's package) at ``connections`` concurrency."""
+    """Closed-loop load with wrk (Debian's package) at ``connections`` concurrency; ``script``
+    is a wrk Lua file (e.g. varying headers per request)."""
     binary = require("wrk", "wrk")
     args = [binary, "--latency", f"-c{connections}", f"-t{threads}", f"-d{int(seconds)}s"]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
+    if script is not None:
+        args += ["-s", str(script)]
     out = subprocess.run(
         [*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
@@ -128,15 +137,20 @@ async def fixed_rate(
     seconds: float = 10.0,
     connections: int = 32,
     headers: Mapping[str, str] | None = None,
+    header_sets: Sequence[Mapping[str, str]] = (),
 ) -> LoadResult:
     """Open-loop HTTP/1.1 load at a fixed offered rate.
 
     Each connection sends its next request when both its schedule and its previous response
     allow. Latency is measured from that moment: a server stall that holds a connection past
     its next slot counts in full (no coordinated omission), while the client's own timer slop
-    on an idle connection does not."""
-    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+    on an idle connection does not. Request ``n`` adds ``header_sets[n % len]`` when given."""
+
+    def encoded(more: Mapping[str, str]) -> bytes:
+        extra = "".join(f"{k}: {v}\r\n" for k, v in {**(headers or {}), **more}.items())
+        return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+    requests = [encoded(more) for more in header_sets] or [encoded({})]
     total = int(rate * seconds)
     interval = 1.0 / rate
     latencies: list[float] = []
@@ -154,7 +168,7 @@ async def fixed_rate(
                 delay = intended - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                writer.write(request)
+                writer.write(requests[n % len(requests)])
                 status = await _read_response(reader)
                 done = time.perf_counter()
                 latencies.append(done - max(intended, free_since))
@@ -200,6 +214,72 @@ def _percentile(ordered: Sequence[float], pct: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
     return ordered[index]
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile of already sorted values (nearest rank; nan when empty)."""
+    return _percentile(ordered, pct)
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    """Until ``url`` answers 200 (a served process's readiness endpoint)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+@contextmanager
+def process(args: Sequence[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess (output to ``log``) terminated, or killed, on exit."""
+    with log.open("wb") as out:
+        child = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        yield child
+    finally:
+        child.terminate()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def machine() -> str:
+    """One line on the machine and tools, for the head of a results section."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    envoy_version = (
+        subprocess.run(
+            [str(envoy_config.envoy_binary()), "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        .stdout.strip()
+        .split("version: ")[-1]
+        .split("/")[1:2]
+    )
+    load = os.getloadavg()
+    return (
+        f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, Python "
+        f"{platform.python_version()}, Envoy {''.join(envoy_version) or '?'} (`--concurrency 1`), "
+        f"wrk 1 thread; load average {load[0]:.1f} at start (other jobs share the cores)"
+    )
 
 
 def median(values: Sequence[float]) -> float:

@@ -18,16 +18,11 @@ import argparse
 import asyncio
 import dataclasses
 import datetime
-import os
-import platform
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import harness
@@ -59,36 +54,6 @@ class Measured:
 
 
 # --- processes -----------------------------------------------------------------------------
-
-
-def _wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
-
-
-@contextmanager
-def _process(args: Sequence[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -320,31 +285,6 @@ def _line(label: str, m: Measured) -> str:
     )
 
 
-def _machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.machine(),
-    )
-    envoy_version = (
-        subprocess.run(
-            [str(cfg.envoy_binary()), "--version"], capture_output=True, text=True, check=False
-        )
-        .stdout.strip()
-        .split("version: ")[-1]
-        .split("/")[1:2]
-    )
-    load = os.getloadavg()
-    return (
-        f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, Python "
-        f"{platform.python_version()}, Envoy {''.join(envoy_version) or '?'} (`--concurrency 1`), "
-        f"wrk 1 thread; load average {load[0]:.1f} at start (other jobs share the cores)"
-    )
-
-
 def report(
     closed: dict[tuple[str, int], list[Measured]],
     fixed: dict[str, list[Measured]],
@@ -440,7 +380,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     harness.require("wrk", "wrk")
-    machine = _machine()
+    machine = harness.machine()
     signer = workload.Signer.generate()
     token = signer.token()
     ports = Ports(free_port(), free_port(), free_port(), free_port())
@@ -452,13 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         null_args = [sys.executable, "-m", "benchmarks.authz.null_authz", str(ports.null)]
         mg_args = _meshguard_args(folder, ports, args.meshguard_arg)
         with (
-            _process(mg_args, folder / "meshguard.log") as meshguard,
-            _process(null_args, folder / "null.log") as null,
+            harness.process(mg_args, folder / "meshguard.log") as meshguard,
+            harness.process(null_args, folder / "null.log") as null,
             cfg.EnvoyProcess(
                 envoy_config(signer, ports), concurrency=1, log_level="warning"
             ) as proxy,
         ):
-            _wait_http(f"http://127.0.0.1:{ports.admin}/readyz")
+            harness.wait_http(f"http://127.0.0.1:{ports.admin}/readyz")
             wait_for_port(ports.null)
             bench = Bench(proxy, {"c": meshguard.pid, "d": meshguard.pid, "e": null.pid}, token)
             for _ in range(args.repeat):
