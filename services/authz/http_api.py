@@ -1,4 +1,4 @@
-"""Envoy's HTTP ext_authz contract on aiohttp, backed by the same Authorizer.
+"""Envoy's HTTP ext_authz contract on a bare asyncio Protocol with httptools' parser.
 
 Envoy sends the original method, ``Host`` and headers it is allowed to forward, to
 ``<path prefix><original path>``. Peer facts only reach an HTTP authorizer when Envoy adds them
@@ -10,42 +10,117 @@ Envoy sends the original method, ``Host`` and headers it is allowed to forward, 
 
 Those control headers are hidden from policies. Allow is 200 with the headers to set upstream
 (list them in ``allowed_upstream_headers``) and ``x-envoy-auth-headers-to-remove``; deny is the
-policy status (403/401) with Istio's body.
+policy status (403/401) with Istio's body; an unreadable request is 400, an over-long head 400
+and an over-long body 413 (both then close the connection).
+
+Why not aiohttp: a decision is ~30 µs of policy work, and a web framework's request and
+response objects cost several times that (benchmarks/RESULTS.md, section ``authz``). Here a
+request is parsed into a header list, decided, and answered with templated bytes, in order per
+connection (pipelining-safe), keep-alive unless the client says otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import logging
+import socket
 import time
 from types import MappingProxyType
+from typing import Final, cast
 
-from aiohttp import web
+import httptools
 
 from meshguard.authz.attributes import HttpRequest, RequestAttributes
-from meshguard.authz.authorizer import Authorizer
+from meshguard.authz.authorizer import Authorizer, Outcome
 from meshguard.authz.checkrequest import InvalidRequest, parse_ip, parse_labels, remote_ip
 from meshguard.authz.decision_log import DecisionLog
+from meshguard.authz.eager import run_eagerly
 from meshguard.authz.metrics import DECISIONS, LATENCY
 
 CONTROL_PREFIX = "x-meshguard-"
 REMOVE_HEADER = "x-envoy-auth-headers-to-remove"
+MAX_HEAD_BYTES: Final = 64 * 1024  # request line + headers; Envoy's own default limit is 60 KiB
+MAX_BODY_BYTES: Final = 1024 * 1024  # only with Envoy's with_request_body; never read
+MAX_QUEUED: Final = 32  # pipelined requests waiting behind a suspended one before reads pause
+INVALID_BODY = "invalid authorization request"
+log = logging.getLogger("meshguard.authz.http")
 _LATENCY = LATENCY.labels("http")
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}
+_REASONS |= {413: "Content Too Large", 500: "Internal Server Error"}
+_TEXT = (("content-type", "text/plain; charset=utf-8"),)
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def render(
+    status: int, headers: tuple[tuple[str, str], ...], body: str, *, keep_alive: bool
+) -> bytes:
+    """One HTTP/1.1 response; raises ValueError for a header that would split the response."""
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
+    for name, value in headers:
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError(f"header {name!r} has a line break")
+        lines.append(f"{name}: {value}")
+    data = body.encode()
+    lines.append(f"content-length: {len(data)}")
+    if not keep_alive:
+        lines.append("connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
+
+
+class _Templates:
+    """Responses that do not depend on the request, rendered once per keep-alive choice."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str, bool], bytes] = {}
+
+    def get(self, status: int, body: str, keep_alive: bool) -> bytes:
+        key = (status, body, keep_alive)
+        found = self._cache.get(key)
+        if found is None:
+            headers = _TEXT if body else ()
+            found = self._cache[key] = render(status, headers, body, keep_alive=keep_alive)
+        return found
+
+
+_TEMPLATES = _Templates()
+
+
+class _HeaderNames:
+    """Lower-cased header names by their raw bytes (few distinct ones; bounded anyway)."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._names: dict[bytes, str] = {}
+        self._limit = limit
+
+    def get(self, raw: bytes) -> str:
+        name = self._names.get(raw)
+        if name is None:
+            name = raw.decode("latin-1").lower()
+            if len(self._names) < self._limit:
+                self._names[raw] = name
+        return name
+
+
+_NAMES = _HeaderNames()
 
 
 def to_attributes(
-    request: web.Request, path_prefix: str, xff_trusted_hops: int
+    method: str, target: str, raw: RawHeaders, path_prefix: str, xff_trusted_hops: int
 ) -> RequestAttributes:
     headers: dict[str, str] = {}
     control: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        target = control if key.startswith(CONTROL_PREFIX) else headers
-        target[key] = f"{target[key]},{value}" if key in target else value
-    path = request.raw_path
+    for raw_name, raw_value in raw:
+        key = _NAMES.get(raw_name)
+        value = raw_value.decode("utf-8", "surrogateescape")
+        target_map = control if key.startswith(CONTROL_PREFIX) else headers
+        target_map[key] = f"{target_map[key]},{value}" if key in target_map else value
+    path = target
     if path_prefix and path.startswith(path_prefix):
         path = path[len(path_prefix) :] or "/"
-    host = request.headers.get("host", "")
+    host = headers.get("host", "")
     headers[":authority"] = host
-    headers[":method"] = request.method
+    headers[":method"] = method
     headers[":path"] = path
     source = parse_ip(control.get("x-meshguard-source-ip", ""), "x-meshguard-source-ip")
     port_text = control.get("x-meshguard-destination-port", "")
@@ -63,11 +138,28 @@ def to_attributes(
         ),
         destination_port=int(port_text) if port_text else None,
         sni=control.get("x-meshguard-sni", ""),
-        http=HttpRequest(host, request.method, path, MappingProxyType(headers), request.scheme),
+        http=HttpRequest(host, method, path, MappingProxyType(headers), "http"),
     )
 
 
+def outcome_response(outcome: Outcome, keep_alive: bool) -> bytes:
+    if not outcome.allowed:
+        if not outcome.response_headers:
+            return _TEMPLATES.get(outcome.status, outcome.body, keep_alive)
+        headers = (*_TEXT, *outcome.response_headers)
+        return render(outcome.status, headers, outcome.body, keep_alive=keep_alive)
+    authn = outcome.authn
+    if not authn.headers_to_set and not authn.headers_to_remove:
+        return _TEMPLATES.get(200, "", keep_alive)
+    set_names = {k for k, _ in authn.headers_to_set}
+    removed = [h for h in authn.headers_to_remove if h not in set_names]
+    extra = ((REMOVE_HEADER, ",".join(removed)),) if removed else ()
+    return render(200, (*authn.headers_to_set, *extra), "", keep_alive=keep_alive)
+
+
 class HttpAuthorization:
+    """What every connection shares: the authorizer, the decision log and the listening socket."""
+
     def __init__(
         self,
         authorizer: Authorizer,
@@ -80,30 +172,200 @@ class HttpAuthorization:
         self.decisions = decisions
         self.path_prefix = path_prefix.rstrip("/")
         self.xff_trusted_hops = xff_trusted_hops
+        self.connections: set[_Connection] = set()
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def respond(self, method: str, target: str, raw: RawHeaders, keep_alive: bool) -> bytes:
+        """The response bytes for one request; never raises."""
         started = time.perf_counter()
         try:
-            attrs = to_attributes(request, self.path_prefix, self.xff_trusted_hops)
+            attrs = to_attributes(method, target, raw, self.path_prefix, self.xff_trusted_hops)
         except InvalidRequest:
             DECISIONS.labels("deny", "invalid_request").inc()
-            return web.Response(status=400, text="invalid authorization request")
-        outcome = await self.authorizer.check(attrs)
+            return _TEMPLATES.get(400, INVALID_BODY, keep_alive)
+        try:
+            outcome = await self.authorizer.check(attrs)
+            response = outcome_response(outcome, keep_alive)
+        except Exception:
+            log.exception("authorization check failed")
+            return _TEMPLATES.get(500, "authorization check failed", keep_alive)
         elapsed = time.perf_counter() - started
         _LATENCY.observe(elapsed)
         self.decisions.record(attrs, outcome, elapsed)
-        if not outcome.allowed:
-            return web.Response(
-                status=outcome.status, text=outcome.body, headers=dict(outcome.response_headers)
-            )
-        authn = outcome.authn
-        headers = dict(authn.headers_to_set)
-        removed = [h for h in authn.headers_to_remove if h not in headers]
-        if removed:
-            headers[REMOVE_HEADER] = ",".join(removed)
-        return web.Response(status=200, headers=headers)
+        return response
 
-    def app(self) -> web.Application:
-        application = web.Application()
-        application.router.add_route("*", "/{tail:.*}", self.handle)
-        return application
+    def connection(self) -> _Connection:
+        return _Connection(self)
+
+    def listen(self, host: str, port: int) -> Listener:
+        """Bind now (so the port is known and connections queue before serving starts)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=1024)
+        sock.setblocking(False)
+        return Listener(self, sock)
+
+
+class Listener:
+    """A bound socket that :meth:`serve` (a ServiceRuntime background task) answers on."""
+
+    def __init__(self, service: HttpAuthorization, sock: socket.socket) -> None:
+        self.service = service
+        self.socket = sock
+        self.port: int = sock.getsockname()[1]
+
+    async def serve(self) -> None:
+        """Serve until cancelled; then stop accepting and close every connection."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(self.service.connection, sock=self.socket)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            server.close()
+            for connection in list(self.service.connections):
+                connection.close()
+            await server.wait_closed()
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+_Request = tuple[str, str, RawHeaders, bool]
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection from Envoy; answers strictly in request order."""
+
+    def __init__(self, service: HttpAuthorization) -> None:
+        self._service = service
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._headers: RawHeaders = []
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._waiting: asyncio.Task[bytes] | None = None
+        self._queue: collections.deque[_Request | bytes] = collections.deque()
+        self._paused = False
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        self._service.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._service.connections.discard(self)
+        self._queue.clear()
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # The request itself was read and is answered; what follows is not HTTP/1.1.
+            self._stop_reading()
+            self._enqueue(b"")
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _BodyTooLarge):
+                self._fail(413, "request body too large")
+            else:
+                self._fail(400, "malformed request")
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._body_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._grow_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._grow_head(len(name) + len(value))
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > MAX_BODY_BYTES:
+            raise _BodyTooLarge
+
+    def on_message_complete(self) -> None:
+        method = self._parser.get_method().decode("ascii")
+        target = self._url.decode("utf-8", "surrogateescape")
+        self._enqueue((method, target, self._headers, self._parser.should_keep_alive()))
+
+    def _grow_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _HeadTooLarge
+
+    # -- answering in order ---------------------------------------------------------------------
+
+    def _fail(self, status: int, body: str) -> None:
+        """Answer a request that cannot be parsed (after any still owed), then close."""
+        self._stop_reading()
+        self._enqueue(_TEMPLATES.get(status, body, False))
+
+    def _stop_reading(self) -> None:
+        if self._transport is not None and not self._paused:
+            self._transport.pause_reading()
+            self._paused = True
+
+    def _enqueue(self, item: _Request | bytes) -> None:
+        """``bytes`` items are a last answer (maybe empty) after which the connection closes."""
+        if self._transport is None:
+            return
+        if self._waiting is not None or self._queue:
+            self._queue.append(item)
+            if len(self._queue) >= MAX_QUEUED:
+                self._stop_reading()
+            return
+        self._run(item)
+
+    def _run(self, item: _Request | bytes) -> None:
+        if isinstance(item, bytes):
+            self._send(item, keep_alive=False)
+            return
+        method, target, headers, keep_alive = item
+        result = run_eagerly(self._service.respond(method, target, headers, keep_alive))
+        if isinstance(result, bytes):
+            self._send(result, keep_alive)
+        else:
+            self._waiting = result
+            result.add_done_callback(lambda task: self._resumed(task, keep_alive))
+
+    def _resumed(self, task: asyncio.Task[bytes], keep_alive: bool) -> None:
+        self._waiting = None
+        if task.cancelled():
+            return
+        self._send(task.result(), keep_alive)
+        while self._queue and self._waiting is None and self._transport is not None:
+            self._run(self._queue.popleft())
+        if self._paused and not self._queue and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+
+    def _send(self, response: bytes, keep_alive: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if response:
+            transport.write(response)
+        if not keep_alive:
+            transport.close()
+            self._transport = None
+            self._queue.clear()

@@ -77,5 +77,5 @@ def build_runtime(settings: AuthzSettings) -> ServiceRuntime:
             path_prefix=settings.http_path_prefix,
             xff_trusted_hops=settings.xff_trusted_hops,
         )
-        runtime.add_http(http.app(), settings.http_port)
+        runtime.add_background(http.listen(settings.host, settings.http_port).serve)
     return runtime

@@ -115,29 +115,6 @@ async def test_malformed_request_is_invalid_argument(running: tuple[ServiceRunti
     assert response.status.code == 3 and response.denied_response.status.code == 400
 
 
-async def test_http_flavour(running: tuple[ServiceRuntime, Path]) -> None:
-    runtime, _ = running
-    base = f"http://127.0.0.1:{runtime.http_ports[0]}/check"
-    workload = {"x-meshguard-namespace": "foo", "x-meshguard-labels": "app=web"}
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{base}/public", headers=workload) as r:
-            assert r.status == 200
-        async with session.get(f"{base}/internal/a", headers=workload) as r:
-            assert r.status == 403 and await r.text() == "RBAC: access denied"
-        token = SIGNER.token()
-        auth = {**workload, "authorization": f"Bearer {token}"}
-        async with session.get(f"{base}/api/x", headers=auth) as r:
-            assert r.status == 200
-            assert r.headers["x-user"] == "alice"
-            assert r.headers["x-envoy-auth-headers-to-remove"] == "authorization"
-        async with session.get(
-            f"{base}/api/x", headers={**workload, "authorization": "Bearer x"}
-        ) as r:
-            assert r.status == 401 and "www-authenticate" in r.headers
-        async with session.get(f"{base}/public", headers={"x-meshguard-source-ip": "nope"}) as r:
-            assert r.status == 400
-
-
 async def test_hot_reload_changes_decision_and_config_version(
     running: tuple[ServiceRuntime, Path],
 ) -> None:
