@@ -160,3 +160,8 @@ def response(request: AdmissionRequest, verdict: Verdict) -> dict[str, Any]:
     if verdict.warnings:
         body["warnings"] = list(verdict.warnings)
     return {"apiVersion": request.api_version, "kind": REVIEW_KIND, "response": body}
+
+
+def encode_response(request: AdmissionRequest, verdict: Verdict) -> bytes:
+    """The answer as the bytes sent on the wire."""
+    return json.dumps(response(request, verdict)).encode()

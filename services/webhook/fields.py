@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeGuard
 
-from meshguard.common.findings import Finding, error, field, item, warning
+from meshguard.common.findings import Finding, error, warning
 
 
 class Report:
@@ -42,7 +42,8 @@ class Node:
         self.report = report
 
     def at(self, key: str) -> str:
-        return field(self.path, key)
+        path = self.path
+        return f"{path}.{key}" if path else key
 
     def has(self, key: str) -> bool:
         """True when the key is present with a non-null value (how protobuf sees "set")."""
@@ -59,7 +60,8 @@ class Node:
         return value if isinstance(value, str) else None
 
     def integer(self, key: str) -> int | None:
-        return as_int(self.data.get(key))
+        value = self.data.get(key)
+        return None if value is None else as_int(value)
 
     def number(self, key: str) -> float | None:
         value = self.data.get(key)
@@ -73,7 +75,9 @@ class Node:
 
     def child(self, key: str) -> Node | None:
         value = self.data.get(key)
-        return Node(value, self.at(key), self.report) if is_map(value) else None
+        if value is None or not (type(value) is dict or is_map(value)):
+            return None  # most reads are of absent fields: no call, no path
+        return Node(value, self.at(key), self.report)
 
     def array(self, key: str) -> list[Any] | None:
         value = self.data.get(key)
@@ -81,22 +85,28 @@ class Node:
 
     def children(self, key: str) -> Iterator[tuple[int, Node]]:
         """(index, node) for each mapping element of a list field."""
-        base = self.at(key)
-        for index, value in enumerate(self.array(key) or []):
-            if is_map(value):
-                yield index, Node(value, item(base, index), self.report)
+        values = self.data.get(key)
+        if not values or not isinstance(values, list):
+            return
+        base, report = self.at(key), self.report
+        for index, value in enumerate(values):
+            if type(value) is dict or is_map(value):
+                yield index, Node(value, f"{base}[{index}]", report)
 
     def strings(self, key: str) -> Iterator[tuple[str, str]]:
         """(path, value) for each string element of a list field."""
+        values = self.data.get(key)
+        if not values or not isinstance(values, list):
+            return
         base = self.at(key)
-        for index, value in enumerate(self.array(key) or []):
+        for index, value in enumerate(values):
             if isinstance(value, str):
-                yield item(base, index), value
+                yield f"{base}[{index}]", value
 
     def string_map(self, key: str) -> dict[str, str] | None:
         """A map of strings (labels, header operations); ``None`` when absent or not a map."""
         value = self.data.get(key)
-        if not is_map(value):
+        if value is None or not is_map(value):
             return None
         return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
@@ -110,7 +120,7 @@ _NEVER_MAPS = (str, int, float, list, type(None))
 def is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
     """Decoded JSON is plain dicts and scalars: tested first, because the ``Mapping`` ABC check
     they would otherwise fall through to is the slowest step of reading a missing field."""
-    if isinstance(value, dict):
+    if type(value) is dict or isinstance(value, dict):
         return True
     if isinstance(value, _NEVER_MAPS):
         return False

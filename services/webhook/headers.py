@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from meshguard.webhook.fields import Node
@@ -19,6 +20,7 @@ def is_claim_key(name: str) -> bool:
     return bool(_CLAIM_DOTTED.fullmatch(name) or _CLAIM_BRACKETS.fullmatch(name))
 
 
+@functools.lru_cache(maxsize=4096)
 def header_name_error(name: str) -> str | None:
     if _TOKEN.fullmatch(name) or _PSEUDO.fullmatch(name):
         return None

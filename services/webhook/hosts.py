@@ -7,6 +7,7 @@ a ServiceEntry).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -15,18 +16,24 @@ _LABEL = re.compile(r"[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?")
 _WILDCARD_REST = re.compile(r"[-a-zA-Z0-9]*[a-zA-Z0-9]")
 MAX_HOST = 255
 MAX_LABEL = 63
+# Names repeat across the fields of one object and across the updates of many: the checks are
+# pure, so each distinct string is judged once (bounded, so hostile input cannot grow them).
+_cached = functools.lru_cache(maxsize=4096)
 
 
+@_cached
 def is_label(value: str) -> bool:
     """A DNS-1123 label (uppercase accepted, as Istio does for host names)."""
     return len(value) <= MAX_LABEL and _LABEL.fullmatch(value) is not None
 
 
+@_cached
 def is_lower_label(value: str) -> bool:
     """A Kubernetes DNS-1123 label: names, namespaces, port names (lowercase only)."""
     return is_label(value) and value == value.lower()
 
 
+@_cached
 def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -35,6 +42,7 @@ def is_ip(value: str) -> bool:
     return True
 
 
+@_cached
 def is_cidr_or_ip(value: str) -> bool:
     try:
         ipaddress.ip_network(value, strict=False)
@@ -62,6 +70,7 @@ def _preconditions(host: str) -> str | None:
     return None
 
 
+@_cached
 def fqdn_error(host: str) -> str | None:
     """A plain DNS name (no wildcard); a trailing dot is allowed."""
     problem = _preconditions(host)
@@ -70,6 +79,7 @@ def fqdn_error(host: str) -> str | None:
     return _labels_error(host, host.removesuffix(".").split("."))
 
 
+@_cached
 def wildcard_domain_error(host: str) -> str | None:
     """A DNS name whose first label may be ``*``, ``*foo`` or ``*-foo``."""
     problem = _preconditions(host)
@@ -89,6 +99,7 @@ def wildcard_domain_error(host: str) -> str | None:
     return None
 
 
+@_cached
 def wildcard_domain_or_ip_error(host: str) -> str | None:
     problem = wildcard_domain_error(host)
     return None if problem is None or is_ip(host) else problem

@@ -95,10 +95,13 @@ def istio_crds() -> CrdSchemas:
 class _Node:
     """One schema node compiled for the walk: type test, constraints, CEL predicates and
     children resolved once, so checking a value does no schema lookups or regex compiles.
-    CRD schemas are fully inlined (no ``$ref``), so compiling the tree eagerly terminates."""
+    CRD schemas are fully inlined (no ``$ref``), so compiling the tree eagerly terminates.
 
-    __slots__ = ("accepts", "closed", "constraints", "expected", "extra", "items", "properties",
-                 "rules")  # fmt: skip
+    ``leaf`` marks a node whose whole check is its type test (no constraints, rules or
+    children): most fields of a spec, which the walk then checks inline without recursing."""
+
+    __slots__ = ("accepts", "closed", "constraints", "expected", "extra", "items", "leaf",
+                 "properties", "rules")  # fmt: skip
 
     def __init__(self, schema: Schema) -> None:
         if schema.get("x-kubernetes-int-or-string"):
@@ -127,75 +130,124 @@ class _Node:
         extra, items = schema.get("additionalProperties"), schema.get("items")
         self.extra = _Node(extra) if isinstance(extra, Mapping) else None
         self.items = _Node(items) if isinstance(items, Mapping) else None
+        self.leaf = (
+            self.constraints is None
+            and not self.rules
+            and self.properties is None
+            and self.extra is None
+            and self.items is None
+        )
 
 
 class _Constraints:
-    """A node's enum, bounds, pattern, ``required`` and oneof groups, read out of the schema."""
+    """A node's enum, bounds, pattern, ``required`` and oneof groups, read out of the schema;
+    only the bounds that are set are kept, so checking a value tests nothing that cannot fail."""
 
-    __slots__ = ("bounds", "enum", "one_of", "pattern", "pattern_text", "required")
+    __slots__ = ("entries", "enum", "items", "length", "one_of", "pattern",
+                 "pattern_text", "required", "size")  # fmt: skip
 
     def __init__(self, schema: Schema) -> None:
         enum = schema.get("enum")
         self.enum = tuple(enum) if enum is not None else None
-        self.bounds = {
-            kind: (_limit(schema, low), _limit(schema, high))
-            for kind, (low, high) in _BOUND_KEYS.items()
-        }
+        self.length = _limits(schema, "minLength", "maxLength")
+        self.size = _limits(schema, "minimum", "maximum")
+        self.items = _limits(schema, "minItems", "maxItems")
+        self.entries = _limits(schema, "minProperties", "maxProperties")
         pattern = schema.get("pattern")
         self.pattern_text = pattern if isinstance(pattern, str) else None
         self.pattern = _compile(pattern) if isinstance(pattern, str) else None
         self.required = tuple(schema.get("required") or ())
         groups = [schema.get("oneOf") or []]
         groups += [s.get("oneOf") or [] for s in schema.get("allOf") or []]
-        self.one_of = tuple(
+        # Istio's oneofs all read "none, or exactly one of these names": those are counted
+        # directly (``tests`` None); any other shape keeps the general test.
+        self.one_of: tuple[tuple[tuple[str, ...], tuple[ObjectTest, ...] | None], ...] = tuple(
             (
-                tuple(_satisfier(s) for s in group),
-                sorted({n for s in group for n in s.get("required") or []}),
+                tuple(names),
+                None if _is_at_most_one(group, names) else tuple(_satisfier(s) for s in group),
             )
             for group in groups
             if group
+            for names in [sorted({n for s in group for n in s.get("required") or []})]
         )
 
     def check(self, value: Any, path: str, out: list[Finding]) -> None:
+        if type(value) is dict and self.enum is None and self.entries is None:
+            self._required(value, path, out)  # the common case: a message with oneofs
+            self._one_ofs(value, path, out)
+            return
         problems: list[str] = []
         if self.enum is not None and value not in self.enum:
             problems.append(
                 f"unsupported value {value!r}: must be one of {', '.join(map(str, self.enum))}"
             )
         if isinstance(value, str):
-            _bounds(len(value), self.bounds["length"], "length", problems)
+            if self.length is not None:
+                _bounds(len(value), self.length, "length", problems)
             if self.pattern is not None and self.pattern.search(value) is None:
                 problems.append(f"{value!r} does not match the pattern {self.pattern_text}")
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            _bounds(value, self.bounds["value"], "value", problems)
+            if self.size is not None:
+                _bounds(value, self.size, "value", problems)
         elif isinstance(value, list):
-            _bounds(len(value), self.bounds["number of items"], "number of items", problems)
+            if self.items is not None:
+                _bounds(len(value), self.items, "number of items", problems)
         elif is_map(value):
-            _bounds(len(value), self.bounds["number of entries"], "number of entries", problems)
-            for name in self.required:
-                if value.get(name) is None:
-                    out.append(error(field(path, name), f"{name} is required"))
-            for group, names in self.one_of:
-                if sum(test(value) for test in group) != 1:
-                    present = [n for n in names if value.get(n) is not None]
-                    problems.append(
-                        f"only one of {', '.join(names)} may be set, got {', '.join(present)}"
-                    )
-        out.extend(error(path, p) for p in problems)
+            if self.entries is not None:
+                _bounds(len(value), self.entries, "number of entries", problems)
+            self._required(value, path, out)
+            out.extend(error(path, p) for p in problems)
+            self._one_ofs(value, path, out)
+            return
+        if problems:
+            out.extend(error(path, p) for p in problems)
+
+    def _required(self, value: Mapping[str, Any], path: str, out: list[Finding]) -> None:
+        for name in self.required:
+            if value.get(name) is None:
+                out.append(error(field(path, name), f"{name} is required"))
+
+    def _one_ofs(self, value: Mapping[str, Any], path: str, out: list[Finding]) -> None:
+        for names, tests in self.one_of:
+            present = [n for n in names if value.get(n) is not None]
+            if len(present) > 1 if tests is None else sum(test(value) for test in tests) != 1:
+                out.append(error(path, _only_one(names, present)))
 
 
-_BOUND_KEYS = {
-    "length": ("minLength", "maxLength"),
-    "value": ("minimum", "maximum"),
-    "number of items": ("minItems", "maxItems"),
-    "number of entries": ("minProperties", "maxProperties"),
-}
+def _only_one(names: Iterable[str], present: Iterable[str]) -> str:
+    return f"only one of {', '.join(names)} may be set, got {', '.join(present)}"
+
+
+def _is_at_most_one(group: list[Schema], names: list[str]) -> bool:
+    """``oneOf: [{not: {anyOf: [{required: [a]}, ...]}}, {required: [a]}, ...]`` over the
+    same names: exactly one branch holds iff at most one of the names is set."""
+    first, rest = group[0], group[1:]
+    if set(first) != {"not"} or not isinstance(first["not"], Mapping):
+        return False
+    negated = first["not"]
+    if set(negated) != {"anyOf"} or not isinstance(negated["anyOf"], list):
+        return False
+    branches = [*negated["anyOf"], *rest]
+    singles = [b.get("required") if isinstance(b, Mapping) else None for b in branches]
+    if any(set(b) != {"required"} or not isinstance(r, list) or len(r) != 1
+           for b, r in zip(branches, singles, strict=True)):  # fmt: skip
+        return False
+    negated_names = sorted(r[0] for r in singles[: len(negated["anyOf"])] if r)
+    branch_names = sorted(r[0] for r in singles[len(negated["anyOf"]) :] if r)
+    return negated_names == branch_names == names
+
+
 Limits = tuple[float | None, float | None]
 
 
 def _limit(schema: Schema, key: str) -> float | None:
     value = schema.get(key)
     return value if isinstance(value, int | float) else None
+
+
+def _limits(schema: Schema, low: str, high: str) -> Limits | None:
+    limits = (_limit(schema, low), _limit(schema, high))
+    return None if limits == (None, None) else limits
 
 
 def _bounds(value: float, limits: Limits, what: str, problems: list[str]) -> None:
@@ -221,6 +273,9 @@ def _compile(pattern: str) -> Any:
 
 
 class _Walk:
+    """One pass over a spec. Leaf fields are checked in their parent's loop (a type test, and
+    a path built only for a finding): most of a spec's values never cost a call or a string."""
+
     __slots__ = ("cel", "out", "structural", "unknown")
 
     def __init__(self, *, structural: bool, unknown: bool, cel: bool) -> None:
@@ -234,7 +289,7 @@ class _Walk:
             return
         if not node.accepts(value):
             if self.structural:
-                self.out.append(error(path, f"expected {node.expected}, got {_json_type(value)}"))
+                self._mistyped(value, node, path)
             return
         if self.structural and node.constraints is not None:
             node.constraints.check(value, path, self.out)
@@ -242,25 +297,49 @@ class _Walk:
             for check, message in node.rules:
                 if not cel.satisfied(check, value):
                     self.out.append(error(path, message))
-        if is_map(value):
+        if type(value) is dict or is_map(value):
             if node.properties is not None or node.extra is not None:
                 self._object(value, node, path)
         elif node.items is not None and isinstance(value, list):
             items = node.items
+            if items.leaf:
+                if self.structural:
+                    accepts = items.accepts
+                    for index, element in enumerate(value):
+                        if element is not None and not accepts(element):
+                            self._mistyped(element, items, f"{path}[{index}]")
+                return
             for index, element in enumerate(value):
-                self.value(element, items, f"{path}[{index}]")
+                if element is not None:
+                    self.value(element, items, f"{path}[{index}]")
 
     def _object(self, value: Mapping[str, Any], node: _Node, path: str) -> None:
         properties, extra = node.properties, node.extra
+        structural = self.structural
         for key, child in value.items():
             known = properties.get(key) if properties is not None else None
             if known is not None:
+                if child is None:
+                    continue
+                if known.leaf:
+                    if structural and not known.accepts(child):
+                        self._mistyped(child, known, f"{path}.{key}" if path else str(key))
+                    continue
                 self.value(child, known, f"{path}.{key}" if path else str(key))
             elif extra is not None:
+                if child is None:
+                    continue
+                if extra.leaf:
+                    if structural and not extra.accepts(child):
+                        self._mistyped(child, extra, f"{path}[{key}]")
+                    continue
                 self.value(child, extra, f"{path}[{key}]")
             elif self.unknown and node.closed and properties is not None:
                 message = f"unknown field {key!r}{_suggest(key, properties)}"
                 self.out.append(warning(field(path, str(key)), message))
+
+    def _mistyped(self, value: Any, node: _Node, path: str) -> None:
+        self.out.append(error(path, f"expected {node.expected}, got {_json_type(value)}"))
 
 
 def _int_or_string(value: Any) -> bool:

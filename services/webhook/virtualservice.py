@@ -551,7 +551,9 @@ class _Seen:
 
     __slots__ = ("key", "path", "prefix", "rest", "uri_value")
 
-    def __init__(self, path: str, key: str, rest: str, prefix: str | None, uri: str | None):
+    def __init__(
+        self, path: str, key: tuple[str, str | None], rest: str, prefix: str | None, uri: str | None
+    ):
         self.path, self.key, self.rest, self.prefix, self.uri_value = path, key, rest, prefix, uri
 
     @classmethod
@@ -564,7 +566,10 @@ class _Seen:
             value = uri.get("prefix", uri.get("exact"))
             uri_value = value if isinstance(value, str) else None
         rest = _canonical({k: v for k, v in match.items() if k != "uri"})
-        return cls(path, _canonical(match), rest, prefix, uri_value)
+        # Equal matches (names aside) are equal in everything but the uri and in the uri:
+        # the key pairs the rest with the uri's own form rather than encoding it all again.
+        key = (rest, _CANONICAL.encode(uri) if "uri" in match else None)
+        return cls(path, key, rest, prefix, uri_value)
 
     def shadowed_by(self, seen: list[_Seen]) -> str | None:
         for earlier in seen:
