@@ -176,3 +176,20 @@ async def test_cluster_counts_across_slots(redis_cluster: RedisCluster) -> None:
         assert response.overall_code.name == "OVER_LIMIT"
     finally:
         await store.close()
+
+
+def test_lean_client_runs_on_uvloop(redis_server: RedisServer) -> None:
+    """uvloop's transports are not asyncio.Transport subclasses; the client must not care."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def counts() -> list[int]:
+        store = LeanRedisStore.from_settings(RedisSettings(url=redis_server.url, timeout=0.5))
+        await store.start()
+        try:
+            assert store.healthy
+            return await store.increment([("uv_key", 2, 60), ("uv_key", 3, 60)])
+        finally:
+            await store.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(counts()) == [2, 5]
