@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from http.cookies import CookieError, SimpleCookie
+from types import MappingProxyType
 from typing import Any
 
 from meshguard.authz import tokens
@@ -70,6 +71,31 @@ def locations(rule: JWTRule) -> list[Location]:
     ]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class JwtPlan:
+    """One workload's JWT stage, prepared once per config snapshot (not per request): its
+    rules in issuer order, every (location, rule) to look a token up in, and the output
+    header names clients must not be able to forge."""
+
+    rules: tuple[JWTRule, ...]
+    lookups: tuple[tuple[Location, JWTRule], ...]
+    output_headers: frozenset[str]
+
+    @classmethod
+    def build(cls, authentications: Sequence[RequestAuthentication]) -> JwtPlan:
+        rules = tuple(
+            sorted((r for a in authentications for r in a.jwt_rules), key=lambda r: r.issuer)
+        )
+        output = {
+            name.lower()
+            for r in rules
+            for name in (r.output_payload_to_header, *(c.header for c in r.output_claim_to_headers))
+            if name
+        }
+        lookups = tuple((location, rule) for rule in rules for location in locations(rule))
+        return cls(rules, lookups, frozenset(output))
+
+
 def _extract(http: HttpRequest, location: Location) -> str | None:
     kind, name, prefix = location
     if kind == "header":
@@ -85,6 +111,8 @@ def _extract(http: HttpRequest, location: Location) -> str | None:
         match = _JWT_CHARS.match(value.strip())
         return match.group(0) if match else None
     if kind == "param":
+        if "?" not in http.path:
+            return None
         for key, value in urllib.parse.parse_qsl(http.query, keep_blank_values=True):
             if key == name and value:
                 return value
@@ -98,17 +126,30 @@ def _extract(http: HttpRequest, location: Location) -> str | None:
     return morsel.value if morsel is not None and morsel.value else None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verified:
+    """What a verified token yields for one rule, computed once per (token, rule)."""
+
+    identity: Identity
+    output_headers: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, rule: JWTRule, payload: dict[str, Any], token: tokens.UnverifiedToken) -> Verified:
+        claims = MappingProxyType(tokens.normalise_claims(payload, rule))
+        return cls(Identity(claims), tuple(_output_headers(rule, payload, token)))
+
+
 class VerifiedCache:
-    """Verified payloads by (token hash, rule), bounded, never past the token's ``exp``."""
+    """Verified tokens by (token hash, rule), bounded, never past the token's ``exp``."""
 
     def __init__(self, size: int = 10_000, ttl: float = 300.0) -> None:
         self.size = size
         self.ttl = ttl
-        self._entries: collections.OrderedDict[tuple[bytes, JWTRule], tuple[float, Any]] = (
+        self._entries: collections.OrderedDict[tuple[bytes, JWTRule], tuple[float, Verified]] = (
             collections.OrderedDict()
         )
 
-    def get(self, token: str, rule: JWTRule, now: float) -> dict[str, Any] | None:
+    def get(self, token: str, rule: JWTRule, now: float) -> Verified | None:
         key = (hashlib.sha256(token.encode()).digest(), rule)
         found = self._entries.get(key)
         if found is None:
@@ -118,15 +159,15 @@ class VerifiedCache:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return dict(payload)
+        return payload
 
-    def put(self, token: str, rule: JWTRule, payload: dict[str, Any], now: float) -> None:
+    def put(self, token: str, rule: JWTRule, verified: Verified, now: float) -> None:
         expires = now + self.ttl
-        exp = payload.get("exp")
+        exp = verified.identity.claims.get("exp")
         if isinstance(exp, int | float) and not isinstance(exp, bool):
             expires = min(expires, float(exp) + tokens.CLOCK_SKEW_SECONDS)
         key = (hashlib.sha256(token.encode()).digest(), rule)
-        self._entries[key] = (expires, payload)
+        self._entries[key] = (expires, verified)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
@@ -153,7 +194,7 @@ class Authenticator:
             return self._inline[rule.jwks]
         return await self._keys(rule, unknown_kid)
 
-    async def _verify(self, token: tokens.UnverifiedToken, rule: JWTRule) -> dict[str, Any]:
+    async def _verify(self, token: tokens.UnverifiedToken, rule: JWTRule) -> Verified:
         now = time.time()
         cached = self._cache.get(token.raw, rule, now)
         if cached is not None:
@@ -170,33 +211,27 @@ class Authenticator:
             if refreshed is None or refreshed is keys:
                 raise
             payload = tokens.verify(token, rule, refreshed)
-        self._cache.put(token.raw, rule, payload, now)
-        return payload
+        verified = Verified.of(rule, payload, token)
+        self._cache.put(token.raw, rule, verified, now)
+        return verified
 
     async def authenticate(
         self, http: HttpRequest | None, authentications: Sequence[RequestAuthentication]
     ) -> AuthnResult:
-        if http is None or not authentications or is_cors_preflight(http):
+        return await self.run(http, JwtPlan.build(authentications))
+
+    async def run(self, http: HttpRequest | None, plan: JwtPlan) -> AuthnResult:
+        """The JWT stage with a workload's prepared plan (see :class:`JwtPlan`)."""
+        if http is None or not plan.rules or is_cors_preflight(http):
             return NOT_APPLIED
-        rules = sorted((r for a in authentications for r in a.jwt_rules), key=lambda r: r.issuer)
-        output_headers = {
-            name.lower()
-            for r in rules
-            for name in (
-                r.output_payload_to_header,
-                *(c.header for c in r.output_claim_to_headers),
-            )
-            if name
-        }
-        hygiene = tuple(sorted(h for h in output_headers if h in http.headers))
+        hygiene = tuple(sorted(h for h in plan.output_headers if h in http.headers))
         found: dict[str, list[tuple[Location, JWTRule]]] = {}
-        for rule in rules:
-            for location in locations(rule):
-                token = _extract(http, location)
-                if token is not None:
-                    found.setdefault(token, []).append((location, rule))
+        for location, rule in plan.lookups:
+            token = _extract(http, location)
+            if token is not None:
+                found.setdefault(token, []).append((location, rule))
         if not found:
-            return AuthnResult(headers_to_remove=hygiene)
+            return AuthnResult(headers_to_remove=hygiene) if hygiene else NOT_APPLIED
         identity: Identity | None = None
         issuer = ""
         to_set: list[tuple[str, str]] = []
@@ -204,13 +239,13 @@ class Authenticator:
         params: list[str] = []
         for raw, configured in found.items():
             try:
-                verified_rule, payload, parsed = await self._verify_any(raw, configured)
+                verified_rule, verified = await self._verify_any(raw, configured)
             except TokenError as exc:
                 return AuthnResult(status=exc.status, message=exc.message)
             if identity is None:
-                identity = Identity(tokens.normalise_claims(payload, verified_rule))
+                identity = verified.identity
                 issuer = verified_rule.issuer
-            to_set.extend(_output_headers(verified_rule, payload, parsed))
+            to_set.extend(verified.output_headers)
             if not verified_rule.forward_original_token:
                 for (kind, name, _), rule in configured:
                     if rule is not verified_rule:
@@ -229,7 +264,7 @@ class Authenticator:
 
     async def _verify_any(
         self, raw: str, configured: list[tuple[Location, JWTRule]]
-    ) -> tuple[JWTRule, dict[str, Any], tokens.UnverifiedToken]:
+    ) -> tuple[JWTRule, Verified]:
         token = tokens.parse(raw)
         candidates = [r for _, r in configured if not r.issuer or r.issuer == token.issuer]
         if not candidates:
@@ -237,7 +272,7 @@ class Authenticator:
         failure: TokenError | None = None
         for rule in dict.fromkeys(candidates):
             try:
-                return rule, await self._verify(token, rule), token
+                return rule, await self._verify(token, rule)
             except TokenError as exc:
                 # A signature/expiry problem outranks an audience mismatch of another rule.
                 if failure is None or (failure.status == 403 and exc.status == 401):

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from types import MappingProxyType
 
-from meshguard.authz.attributes import RequestAttributes
+from meshguard.authz.attributes import HttpRequest, RequestAttributes
 from meshguard.authz.authn import Authenticator, AuthnResult
 from meshguard.authz.compiler import Context
 from meshguard.authz.engine import Decision, PolicySet
@@ -69,7 +69,7 @@ class Authorizer:
 
     async def check(self, attrs: RequestAttributes) -> Outcome:
         workload = self._policies().workload(attrs.namespace, attrs.labels)
-        authn = await self._authenticator.authenticate(attrs.http, workload.authentications)
+        authn = await self._authenticator.run(attrs.http, workload.jwt)
         if authn.failed:
             reason = "jwt_audience" if authn.status == 403 else "jwt_invalid"
             headers = (
@@ -87,7 +87,20 @@ def _after_authn(attrs: RequestAttributes, authn: AuthnResult) -> RequestAttribu
     """The request as later filters see it: jwt_authn removed/set headers before RBAC runs."""
     if attrs.http is None or not (authn.headers_to_remove or authn.headers_to_set):
         return attrs
-    headers = {k: v for k, v in attrs.http.headers.items() if k not in authn.headers_to_remove}
+    http = attrs.http
+    headers = {k: v for k, v in http.headers.items() if k not in authn.headers_to_remove}
     headers.update(authn.headers_to_set)
-    http = dataclasses.replace(attrs.http, headers=MappingProxyType(headers))
-    return dataclasses.replace(attrs, http=http)
+    # Explicit constructors: dataclasses.replace re-reads the fields on every call.
+    return RequestAttributes(
+        namespace=attrs.namespace,
+        labels=attrs.labels,
+        source_principal=attrs.source_principal,
+        source_ip=attrs.source_ip,
+        remote_ip=attrs.remote_ip,
+        destination_ip=attrs.destination_ip,
+        destination_port=attrs.destination_port,
+        destination_principal=attrs.destination_principal,
+        sni=attrs.sni,
+        http=HttpRequest(http.host, http.method, http.path, MappingProxyType(headers), http.scheme),
+        metadata=attrs.metadata,
+    )

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import random
 
+from prometheus_client import Counter
+
 from meshguard.authz.attributes import RequestAttributes
 from meshguard.authz.authorizer import Outcome
 from meshguard.authz.metrics import DECISIONS, DRY_RUN, UNKNOWN_LABELS
@@ -21,9 +23,18 @@ class DecisionLog:
     def __init__(self, *, allow_rate: float = 0.0, deny_rate: float = 1.0) -> None:
         self.allow_rate = allow_rate
         self.deny_rate = deny_rate
+        # Looking a labelled child up costs more than incrementing it; reasons are few.
+        self._counters: dict[tuple[bool, str], Counter] = {}
+
+    def _counter(self, allowed: bool, reason: str) -> Counter:
+        child = self._counters[allowed, reason] = DECISIONS.labels(
+            "allow" if allowed else "deny", reason
+        )
+        return child
 
     def record(self, attrs: RequestAttributes, outcome: Outcome, seconds: float) -> None:
-        DECISIONS.labels("allow" if outcome.allowed else "deny", outcome.reason).inc()
+        key = (outcome.allowed, outcome.reason)
+        (self._counters.get(key) or self._counter(*key)).inc()
         if attrs.labels is None:
             UNKNOWN_LABELS.inc()
         decision = outcome.decision

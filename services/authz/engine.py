@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from meshguard.authz.authn import JwtPlan
 from meshguard.authz.compiler import CompiledPolicy, Context, EngineOptions, compile_policy
 from meshguard.authz.model import (
     GATEWAY_NAME_LABEL,
@@ -94,6 +95,7 @@ class Workload:
     dry_allow: tuple[CompiledPolicy, ...]
     custom: tuple[CompiledPolicy, ...]
     authentications: tuple[RequestAuthentication, ...]
+    jwt: JwtPlan
     unknown_labels_skipped: int
 
     @classmethod
@@ -119,6 +121,7 @@ class Workload:
             dry_allow=pick("ALLOW", True),
             custom=tuple(p for p in applied if p.policy.action == "CUSTOM"),
             authentications=authentications,
+            jwt=JwtPlan.build(authentications),
             unknown_labels_skipped=skipped,
         )
 

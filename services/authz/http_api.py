@@ -86,23 +86,16 @@ class _Templates:
 _TEMPLATES = _Templates()
 
 
-class _HeaderNames:
-    """Lower-cased header names by their raw bytes (few distinct ones; bounded anyway)."""
-
-    def __init__(self, limit: int = 512) -> None:
-        self._names: dict[bytes, str] = {}
-        self._limit = limit
-
-    def get(self, raw: bytes) -> str:
-        name = self._names.get(raw)
-        if name is None:
-            name = raw.decode("latin-1").lower()
-            if len(self._names) < self._limit:
-                self._names[raw] = name
-        return name
+_NAMES: dict[bytes, tuple[str, bool]] = {}  # raw name -> (lower-cased name, is a control header)
+_NAMES_LIMIT: Final = 512  # few distinct names arrive; bounded against a client sending many
 
 
-_NAMES = _HeaderNames()
+def _name(raw: bytes) -> tuple[str, bool]:
+    name = raw.decode("latin-1").lower()
+    found = (name, name.startswith(CONTROL_PREFIX))
+    if len(_NAMES) < _NAMES_LIMIT:
+        _NAMES[raw] = found
+    return found
 
 
 def to_attributes(
@@ -110,10 +103,11 @@ def to_attributes(
 ) -> RequestAttributes:
     headers: dict[str, str] = {}
     control: dict[str, str] = {}
+    names = _NAMES
     for raw_name, raw_value in raw:
-        key = _NAMES.get(raw_name)
+        key, is_control = names.get(raw_name) or _name(raw_name)
         value = raw_value.decode("utf-8", "surrogateescape")
-        target_map = control if key.startswith(CONTROL_PREFIX) else headers
+        target_map = control if is_control else headers
         target_map[key] = f"{target_map[key]},{value}" if key in target_map else value
     path = target
     if path_prefix and path.startswith(path_prefix):

@@ -6,12 +6,13 @@ loader and ``meshguard validate`` all call these through the common registry.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from meshguard.authz import conditions, pathtemplate
 from meshguard.authz.model import (
@@ -83,6 +84,40 @@ _HTTP_SOURCE_KEYS = frozenset({"requestPrincipals", "notRequestPrincipals"})
 _HTTP_OPERATION_KEYS = frozenset(
     k for f in OPERATION_FIELDS if f.http_only for k in (f.key, f.not_key)
 )
+# The order a source's / an operation's fields are reported in (sources as the model declares
+# them, operations alphabetically); only the fields present are visited.
+_SOURCE_RANK = {k: n for n, k in enumerate(k for f in SOURCE_FIELDS for k in (f.key, f.not_key))}
+_OPERATION_RANK = {k: n for n, k in enumerate(sorted(_OPERATION_KEYS))}
+_ENTRY_KEYS = {"source": frozenset({"source"}), "operation": frozenset({"operation"})}
+_NEVER_MAPS = (str, int, float, list, type(None))
+_cached = functools.lru_cache(maxsize=4096)  # pure checks of one string, bounded
+
+
+def _is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """Decoded JSON is dicts and scalars: tested before the slow ``Mapping`` ABC check."""
+    if type(value) is dict:
+        return True
+    return not isinstance(value, _NEVER_MAPS) and isinstance(value, Mapping)
+
+
+@_cached
+def _is_network(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+@_cached
+def _path_problems(value: str) -> tuple[str, ...]:
+    return tuple(pathtemplate.problems(value))
+
+
+@_cached
+def _parse_key(key: str) -> conditions.ConditionKey:
+    """``conditions.parse_key`` once per distinct key (a rejected key raises every time)."""
+    return conditions.parse_key(key)
 
 
 def _check_version(resource: Resource, out: list[Finding]) -> None:
@@ -110,9 +145,11 @@ def _string_list(
     if key not in raw:
         return None
     value = raw[key]
-    where = field(path, key)
     if value is None:
         return []
+    if type(value) is list and all(type(entry) is str and entry for entry in value):
+        return value  # the common case: no path to build, no copy (callers only read it)
+    where = field(path, key)
     if not isinstance(value, list):
         out.append(error(where, "must be a list of strings"))
         return []
@@ -212,9 +249,7 @@ def _validate_target_ref(ref: object, path: str, out: list[Finding]) -> None:
 
 def _ip_values(values: list[str], path: str, out: list[Finding]) -> None:
     for index, value in enumerate(values):
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
+        if not _is_network(value):
             out.append(error(item(path, index), f"{value!r} is not a valid IP address or CIDR"))
 
 
@@ -255,13 +290,14 @@ def _trust_domains(values: list[str], path: str, out: list[Finding]) -> None:
 
 
 def _validate_source(raw: object, path: str, action: str, out: list[Finding]) -> None:
-    if not isinstance(raw, Mapping) or not raw:
+    if not _is_map(raw) or not raw:
         out.append(error(path, "from.source must be set and not empty"))
         return
     _unknown(raw, _SOURCE_KEYS, path, out)
-    lists = {k: _string_list(raw, k, path, out) for k in _SOURCE_KEYS}
-    if (lists["serviceAccounts"] is not None or lists["notServiceAccounts"] is not None) and any(
-        lists[k] is not None for k in ("principals", "notPrincipals", "namespaces", "notNamespaces")
+    present = sorted((k for k in raw if k in _SOURCE_RANK), key=_SOURCE_RANK.__getitem__)
+    lists = {k: _string_list(raw, k, path, out) or [] for k in present}
+    if ("serviceAccounts" in lists or "notServiceAccounts" in lists) and any(
+        k in lists for k in ("principals", "notPrincipals", "namespaces", "notNamespaces")
     ):
         out.append(
             error(
@@ -271,8 +307,6 @@ def _validate_source(raw: object, path: str, action: str, out: list[Finding]) ->
             )
         )
     for key, values in lists.items():
-        if values is None:
-            continue
         where = field(path, key)
         if key in _IP_FIELDS:
             _ip_values(values, where, out)
@@ -285,11 +319,11 @@ def _validate_source(raw: object, path: str, action: str, out: list[Finding]) ->
 
 
 def _validate_operation(raw: object, path: str, out: list[Finding]) -> None:
-    if not isinstance(raw, Mapping) or not raw:
+    if not _is_map(raw) or not raw:
         out.append(error(path, "to.operation must be set and not empty"))
         return
     _unknown(raw, _OPERATION_KEYS, path, out)
-    for key in sorted(_OPERATION_KEYS):
+    for key in sorted((k for k in raw if k in _OPERATION_RANK), key=_OPERATION_RANK.__getitem__):
         values = _string_list(raw, key, path, out)
         if values is None:
             continue
@@ -298,11 +332,11 @@ def _validate_operation(raw: object, path: str, out: list[Finding]) -> None:
             _port_values(values, where, out)
         elif key in ("paths", "notPaths"):
             for index, value in enumerate(values):
-                out.extend(error(item(where, index), p) for p in pathtemplate.problems(value))
+                out.extend(error(item(where, index), p) for p in _path_problems(value))
 
 
 def _validate_condition(raw: object, path: str, action: str, out: list[Finding]) -> None:
-    if not isinstance(raw, Mapping):
+    if not _is_map(raw):
         out.append(error(path, "condition must be a mapping"))
         return
     _unknown(raw, _CONDITION_KEYS, path, out)
@@ -315,7 +349,7 @@ def _validate_condition(raw: object, path: str, action: str, out: list[Finding])
         out.append(error(field(path, "key"), "key is required"))
         return
     try:
-        parsed = conditions.parse_key(key)
+        parsed = _parse_key(key)
     except conditions.ConditionKeyError as exc:
         out.append(error(field(path, "key"), str(exc)))
         return
@@ -337,7 +371,7 @@ def _validate_rule(raw: object, path: str, action: str, out: list[Finding]) -> N
     if raw is None:
         out.append(error(path, "rule must not be null (use {} to match everything)"))
         return
-    if not isinstance(raw, Mapping):
+    if not _is_map(raw):
         out.append(error(path, "rule must be a mapping"))
         return
     _unknown(raw, _RULE_KEYS, path, out)
@@ -348,11 +382,13 @@ def _validate_rule(raw: object, path: str, action: str, out: list[Finding]) -> N
         if not isinstance(entries, list) or not entries:
             out.append(error(field(path, key), f"{key} must be a non-empty list when present"))
             continue
+        base = field(path, key)
         for index, entry in enumerate(entries):
-            where = item(field(path, key), index)
-            body = entry.get(entry_key) if isinstance(entry, Mapping) else None
-            if isinstance(entry, Mapping):
-                _unknown(entry, frozenset({entry_key}), where, out)
+            where = item(base, index)
+            body = None
+            if _is_map(entry):
+                body = entry.get(entry_key)
+                _unknown(entry, _ENTRY_KEYS[entry_key], where, out)
             if key == "from":
                 _validate_source(body, field(where, entry_key), action, out)
             else:
@@ -375,24 +411,31 @@ def _validate_rule(raw: object, path: str, action: str, out: list[Finding]) -> N
 
 def _attribute_kinds(rule: Mapping[str, Any]) -> tuple[bool, bool]:
     """Whether a rule uses HTTP-only attributes, and whether it uses any TCP attribute."""
-    keys: list[tuple[str, bool]] = []
+    http = tcp = False
     for key, entry_key, http_keys in (
         ("from", "source", _HTTP_SOURCE_KEYS),
         ("to", "operation", _HTTP_OPERATION_KEYS),
     ):
         entries = rule.get(key)
         for entry in entries if isinstance(entries, list) else []:
-            body = entry.get(entry_key) if isinstance(entry, Mapping) else None
-            if isinstance(body, Mapping):
-                keys.extend((k, k in http_keys) for k in body)
+            body = entry.get(entry_key) if _is_map(entry) else None
+            if body is not None and _is_map(body):
+                for name in body:
+                    if name in http_keys:
+                        http = True
+                    else:
+                        tcp = True
     when = rule.get("when")
     for cond in when if isinstance(when, list) else []:
         try:
-            parsed = conditions.parse_key(str(cond.get("key", "")))
+            parsed = _parse_key(str(cond.get("key", "")))
         except (conditions.ConditionKeyError, AttributeError):
             continue
-        keys.append((parsed.kind, parsed.http_only))
-    return any(http for _, http in keys), any(not http for _, http in keys)
+        if parsed.http_only:
+            http = True
+        else:
+            tcp = True
+    return http, tcp
 
 
 def validate_authorization_policy(resource: Resource) -> list[Finding]:
