@@ -138,5 +138,5 @@ def test_any_check_request_gets_a_decision(fields: dict[str, Any]) -> None:
         for k, v in fields["headers"].items():
             h.headers[k] = v
         h.headers["x-forwarded-for"] = fields["xff"]
-    response = asyncio.run(SERVICER.Check(req, None))
+    response = external_auth_pb2.CheckResponse.FromString(asyncio.run(SERVICER.Check(req, None)))
     assert response.status.code in (0, 3, 7, 16)
