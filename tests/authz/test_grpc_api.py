@@ -13,6 +13,9 @@ import grpc
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
+from meshguard.authz import grpc_api
+from meshguard.authz.authn import AuthnResult
+from meshguard.authz.authorizer import Outcome
 from meshguard.authz.runtime import build_runtime
 from meshguard.authz.settings import AuthzSettings
 from meshguard.common.server import ServiceRuntime
@@ -137,3 +140,19 @@ async def test_hot_reload_changes_decision_and_config_version(
         (folder / "policies.yaml").write_text(ap("{action: NOPE}"))
         await asyncio.sleep(0.6)
         assert (await call(runtime, check_request("/public"))).status.code == 7
+
+
+def test_responses_are_reused_per_decision_shape() -> None:
+    cache = grpc_api._ResponseCache(limit=2)
+    allow = Outcome(True, 200, "allow_policy")
+    first = cache.get(allow)
+    assert cache.get(Outcome(True, 200, "allow_policy")) is first
+    assert first == grpc_api.to_response(allow).SerializeToString()
+    assert cache.get(Outcome(True, 200, "no_allow_policy")) is not first
+    unauthenticated = Outcome(False, 401, "jwt_invalid", "bad", None, AuthnResult(), (("a", "b"),))
+    once = cache.get(unauthenticated)
+    assert (
+        external_auth_pb2.CheckResponse.FromString(once).denied_response.headers[0].header.key
+        == "a"
+    )
+    assert cache.get(unauthenticated) is not once  # per-request headers are never kept
