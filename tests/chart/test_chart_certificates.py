@@ -22,7 +22,7 @@ from meshguard.common import spiffe
 from meshguard.registry import default_registry
 from meshguard.webhook.ca.authority import load_issuer
 from meshguard.webhook.server import build_app
-from tests.chart.helm import NAMESPACE, find, one
+from tests.chart.helm import NAMESPACE, container, find, one
 
 Rendered = dict[str, list[dict[str, Any]]]
 WEBHOOK_CONFIGS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
@@ -138,9 +138,7 @@ def test_cert_manager_issues_the_serving_certificate_and_injects_the_ca(
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert serving["spec"]["secretName"] == volumes["webhook-tls"]["secret"]["secretName"]
     assert f"mg-meshguard-webhook.{NAMESPACE}.svc" in serving["spec"]["dnsNames"]
-    mesh_ca = certificates["mg-meshguard-mesh-ca"]
-    assert mesh_ca["spec"]["isCA"] is True
-    assert mesh_ca["spec"]["secretName"] == volumes["mesh-ca"]["secret"]["secretName"]
+    _assert_mesh_ca_issued_for_the_ca_pods(manifests)
     for kind in WEBHOOK_CONFIGS:
         config = one(manifests, kind)
         annotation = config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
@@ -158,6 +156,22 @@ def test_cert_manager_issues_the_serving_certificate_and_injects_the_ca(
             "kind": "ClusterIssuer",
             "group": "cert-manager.io",
         }
+
+
+def _assert_mesh_ca_issued_for_the_ca_pods(manifests: list[dict[str, Any]]) -> None:
+    mesh_ca = one(manifests, "Certificate", "-mesh-ca")
+    assert mesh_ca["spec"]["isCA"] is True
+    pod = one(manifests, "Deployment", "-ca")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mesh_ca["spec"]["secretName"] == volumes["mesh-ca"]["secret"]["secretName"]
+
+
+def test_cert_manager_issues_the_mesh_ca_without_the_webhook(rendered: Rendered) -> None:
+    manifests = rendered["ca-only"]
+    assert not find(manifests, "Certificate", "-webhook")
+    _assert_mesh_ca_issued_for_the_ca_pods(manifests)
+    args = container(one(manifests, "Deployment", "-ca"))["args"]
+    assert "--root-cert=/etc/meshguard/mesh-ca/ca.crt" in args
 
 
 def test_mesh_ca_secret_loads_as_the_ca_service_issuer(rendered: Rendered, tmp_path: Path) -> None:
@@ -186,8 +200,10 @@ def test_mesh_ca_secret_loads_as_the_ca_service_issuer(rendered: Rendered, tmp_p
 def test_existing_mesh_ca_secret_is_used_and_not_generated(rendered: Rendered) -> None:
     manifests = rendered["mesh-ca-existing"]
     assert not find(manifests, "Secret", "-mesh-ca")
-    volumes = one(manifests, "Deployment", "-webhook")["spec"]["template"]["spec"]["volumes"]
+    volumes = one(manifests, "Deployment", "-ca")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "mesh-ca", "secret": {"secretName": "corp-mesh-ca"}} in volumes
+    webhook = one(manifests, "Deployment", "-webhook")["spec"]["template"]["spec"]
+    assert all(v["name"] != "mesh-ca" for v in webhook["volumes"]), "only the CA holds its key"
 
 
 def test_webhook_paths_are_routes_of_the_webhook_server(rendered: Rendered) -> None:

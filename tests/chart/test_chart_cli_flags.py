@@ -12,9 +12,10 @@ import pytest
 
 from meshguard.cli import build_parser
 from meshguard.ratelimit.settings import from_args
+from meshguard.webhook.ca.settings import from_args as ca_settings
 from meshguard.webhook.injection.settings import from_args as injection_settings
 from tests.chart import settings_schema
-from tests.chart.helm import CHART, NAMESPACE, container, find, one
+from tests.chart.helm import CHART, NAMESPACE, Helm, HelmError, container, find, one
 from tests.chart.toggles import TOGGLES
 
 Rendered = dict[str, list[dict[str, Any]]]
@@ -96,6 +97,7 @@ def test_ratelimit_settings_become_flags(rendered: Rendered) -> None:
     assert settings.service.shadow_mode is False
     assert settings.service.near_limit_ratio == 0.9
     assert settings.redis.timeout == pytest.approx(0.02)
+    assert "--local-cache-size-in-bytes=1048576" in c["args"]
 
 
 def test_ratelimit_settings_schema_offers_every_other_serve_flag() -> None:
@@ -126,9 +128,29 @@ def test_webhook_serves_the_mounted_certificate(rendered: Rendered) -> None:
     assert args.tls_cert == f"{mount['mountPath']}/tls.crt"
     assert args.tls_key == f"{mount['mountPath']}/tls.key"
     assert args.port == 8443
-    ca = _parse(container(deployment, "ca")["args"])
-    assert str(ca.ca_cert) == "/etc/meshguard/mesh-ca/tls.crt"
-    assert "mg-meshguard-ca.meshguard-system.svc" in ca.serving_host
+
+
+@pytest.mark.parametrize(("toggle", "publish"), [("defaults", True), ("mesh-ca-existing", False)])
+def test_mesh_ca_serves_the_mounted_key_and_publishes_its_root(
+    rendered: Rendered, toggle: str, publish: bool
+) -> None:
+    c = container(one(rendered[toggle], "Deployment", "-ca"))
+    ca = ca_settings(_parse(c["args"]))
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "mesh-ca")
+    assert str(ca.ca_cert) == f"{mount['mountPath']}/tls.crt"
+    assert str(ca.ca_key) == f"{mount['mountPath']}/tls.key"
+    assert "mg-meshguard-ca.meshguard-system.svc" in ca.serving_hosts
+    assert ca.token_verifier == "tokenreview"
+    assert ca.publish_root_cert is publish
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert (ca.grpc_port, ca.admin_port) == (ports["grpc-ca"], ports["http-admin"])
+
+
+def test_root_publishing_refuses_a_label_the_ca_does_not_watch(helm: Helm) -> None:
+    relabelled = {"webhook": {"injection": {"namespaceLabel": "mesh"}}}
+    with pytest.raises(HelmError, match="injector selects mesh=enabled"):
+        helm.template(relabelled)
+    helm.template({**relabelled, "meshCA": {"publishRootCert": False}})
 
 
 def test_injector_points_sidecars_at_the_charts_services(rendered: Rendered) -> None:

@@ -11,6 +11,7 @@ from prometheus_client.core import Metric
 
 import meshguard.authz.metrics
 import meshguard.common.configstore
+import meshguard.webhook.ca.service
 import meshguard.webhook.metrics
 from meshguard.ratelimit.metrics import StatsCollector
 from meshguard.ratelimit.stats import Stats
@@ -49,12 +50,15 @@ def test_four_golden_signals_per_service_and_the_decision_panels() -> None:
             assert exprs[f"{service} {signal}"], f"{service} {signal}"
     assert "by (decision, reason)" in exprs["authz decisions by reason"][0]
     assert "over_limit" in exprs["rate limit over-limit by descriptor"][0]
+    assert "by (reason)" in exprs["mesh CA refusals by reason"][0]
+    assert any("meshguard_ca_certificates_issued_total" in e for e in exprs["mesh CA certificates"])
 
 
 def test_dashboard_queries_only_exported_metrics() -> None:
     # Importing the metrics modules registers their families; ratelimit's per-limit counters
     # come from a collector that builds them at scrape time.
     assert meshguard.authz.metrics and meshguard.webhook.metrics and meshguard.common.configstore
+    assert meshguard.webhook.ca.service
     exported = _exported(list(REGISTRY.collect())) | _exported(
         list(StatsCollector(Stats()).collect())
     )
@@ -66,3 +70,32 @@ def test_dashboard_queries_only_exported_metrics() -> None:
     }
     assert queried, "no metric found in the dashboard's queries"
     assert queried - exported == set()
+
+
+def test_service_monitors_scrape_every_admin_port_the_dashboard_reads(rendered: Rendered) -> None:
+    manifests = rendered["service-monitor"]
+    assert not find(rendered["defaults"], "ServiceMonitor")
+    scraped = {}
+    for monitor in find(manifests, "ServiceMonitor"):
+        labels = monitor["spec"]["selector"]["matchLabels"]
+        services = [
+            s
+            for s in find(manifests, "Service")
+            if labels.items() <= s["metadata"]["labels"].items()
+        ]
+        assert len(services) == 1, monitor["metadata"]["name"]
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http-admin"]
+        assert "http-admin" in {p["name"] for p in services[0]["spec"]["ports"]}
+        scraped[labels["app.kubernetes.io/component"]] = services[0]["metadata"]["name"]
+    assert sorted(scraped) == ["authz", "ca", "ratelimit", "webhook"]
+    # The Prometheus Operator names the job after the Service; every panel's job matcher must
+    # match one of them.
+    jobs = {
+        job
+        for exprs in _exprs(json.loads(DASHBOARD.read_text())).values()
+        for expr in exprs
+        for job in re.findall(r'job=~"([^"]+)"', expr)
+    }
+    assert jobs
+    for job in jobs:
+        assert any(re.fullmatch(job, name) for name in scraped.values()), job

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm import Helm, HelmError, container, find, one
+from tests.chart.helm import NAMESPACE, Helm, HelmError, container, find, one
 from tests.chart.toggles import TOGGLES
 
-SERVICES = ("authz", "ratelimit", "webhook")
+SERVICES = ("authz", "ratelimit", "webhook", "ca")
+# Components that call the Kubernetes API and so get a ServiceAccount token.
+API_CLIENTS = ("webhook", "ca")
 Rendered = dict[str, list[dict[str, Any]]]
 
 
@@ -28,7 +30,7 @@ def test_pods_are_hardened(rendered: Rendered, service: str) -> None:
         assert "limits" in c["resources"] and "requests" in c["resources"]
         # a read-only root still needs a writable /tmp
         assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])
-    assert pod["automountServiceAccountToken"] is (service == "webhook")
+    assert pod["automountServiceAccountToken"] is (service in API_CLIENTS)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -94,6 +96,7 @@ def test_grpc_ports_are_named_for_istio(rendered: Rendered) -> None:
     assert ports["mg-meshguard-authz"]["grpc-authz"] == 9000
     assert ports["mg-meshguard-ratelimit"]["grpc-ratelimit"] == 8081
     assert ports["mg-meshguard-webhook"]["https-webhook"] == 443
+    assert ports["mg-meshguard-ca"]["grpc-ca"] == 15012
 
 
 @pytest.mark.parametrize("toggle", sorted(TOGGLES))
@@ -112,7 +115,7 @@ def test_disruption_budgets_and_autoscalers_target_real_deployments(
 
 def test_hpa_renders_cpu_and_memory_targets(rendered: Rendered) -> None:
     hpas = find(rendered["hpa"], "HorizontalPodAutoscaler")
-    assert len(hpas) == 3
+    assert len(hpas) == len(SERVICES)
     metrics = {m["resource"]["name"]: m["resource"]["target"] for m in hpas[0]["spec"]["metrics"]}
     assert metrics == {
         "cpu": {"type": "Utilization", "averageUtilization": 75},
@@ -127,28 +130,59 @@ def test_pdb_max_unavailable_replaces_min_available(rendered: Rendered) -> None:
     assert "minAvailable" not in pdb["spec"]
 
 
-def test_only_the_webhook_gets_api_permissions_and_only_what_it_needs(rendered: Rendered) -> None:
-    manifests = [m for m in rendered["defaults"] if not _is_hook(m)]
-    roles = find(manifests, "ClusterRole") + find(manifests, "Role")
-    assert [r["metadata"]["name"] for r in roles] == ["mg-meshguard-webhook-meshguard-system"]
-    assert roles[0]["rules"] == [
-        {
-            "apiGroups": ["authentication.k8s.io"],
-            "resources": ["tokenreviews"],
-            "verbs": ["create"],
-        },
-        {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["get", "list", "watch"]},
+WEBHOOK_RULES = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["get", "list", "watch"]},
+]
+# The mesh CA verifies workload tokens and publishes its root bundle: the namespaces labelled for
+# injection are listed, and one ConfigMap name is read and written in them.
+CA_RULES = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["meshguard-ca-root-cert"],
+        "verbs": ["get", "update"],
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("toggle", "expected"),
+    [
+        ("defaults", {"webhook": WEBHOOK_RULES, "ca": CA_RULES}),
+        ("mesh-ca-existing", {"webhook": WEBHOOK_RULES, "ca": CA_RULES[:1]}),
+        ("webhook-only", {"webhook": WEBHOOK_RULES, "ca": CA_RULES}),
+        ("ca-only", {"ca": CA_RULES}),
+        ("nothing", {}),
+    ],
+)
+def test_api_rights_are_exactly_what_each_component_needs(
+    rendered: Rendered, toggle: str, expected: dict[str, list[dict[str, Any]]]
+) -> None:
+    manifests = [m for m in rendered[toggle] if not _is_hook(m)]
+    assert not find(manifests, "Role") and not find(manifests, "RoleBinding")
+    roles = {r["metadata"]["name"]: r["rules"] for r in find(manifests, "ClusterRole")}
+    assert roles == {f"mg-meshguard-{c}-meshguard-system": rules for c, rules in expected.items()}
+    bindings = find(manifests, "ClusterRoleBinding")
+    assert len(bindings) == len(expected)
+    accounts = {a["metadata"]["name"] for a in find(manifests, "ServiceAccount")}
+    for binding in bindings:
+        component = binding["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert binding["roleRef"]["name"] == f"mg-meshguard-{component}-meshguard-system"
+        pod = one(manifests, "Deployment", f"-{component}")["spec"]["template"]["spec"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": NAMESPACE}
+        ]
+    names = [
+        d["spec"]["template"]["spec"]["serviceAccountName"]
+        for d in find(manifests, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] in SERVICES
     ]
-    binding = one(manifests, "ClusterRoleBinding")
-    deployment = one(manifests, "Deployment", "-webhook")
-    sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": sa, "namespace": "meshguard-system"}
-    ]
-    accounts = {a["metadata"]["name"]: a for a in find(manifests, "ServiceAccount")}
-    for service in SERVICES:
-        pod = one(manifests, "Deployment", f"-{service}")["spec"]["template"]["spec"]
-        assert pod["serviceAccountName"] in accounts
+    assert set(names) <= accounts
+    assert len(names) == len(set(names)), "every component runs under its own ServiceAccount"
 
 
 def _is_hook(manifest: dict[str, Any]) -> bool:

@@ -69,7 +69,7 @@ TOGGLES: dict[str, dict[str, Any]] = {
                 "shadow-mode": False,
                 "near-limit-ratio": 0.9,
                 "redis-timeout": "20ms",
-                "local-cache-entries": 10000,
+                "local-cache-size-in-bytes": 1048576,
             },
         },
     },
@@ -104,7 +104,7 @@ TOGGLES: dict[str, dict[str, Any]] = {
     "memory": {"ratelimit": {"backend": "memory", "replicaCount": 1}},
     "hpa": {
         svc: {"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80}}
-        for svc in ("authz", "ratelimit", "webhook")
+        for svc in ("authz", "ratelimit", "webhook", "meshCA")
     },
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True}}},
     "injection-off": {"webhook": {"injection": {"enabled": False}}},
@@ -123,12 +123,19 @@ TOGGLES: dict[str, dict[str, Any]] = {
         "image": {"digest": "sha256:" + "ab" * 32},
         "authz": {"podDisruptionBudget": {"maxUnavailable": "50%"}},
     },
-    "mesh-ca-existing": {"meshCA": {"existingSecret": "corp-mesh-ca"}},
+    "mesh-ca-existing": {"meshCA": {"existingSecret": "corp-mesh-ca", "publishRootCert": False}},
+    "ca-only": {
+        "authz": {"enabled": False},
+        "ratelimit": {"enabled": False},
+        "webhook": {"enabled": False},
+        "certManager": {"enabled": True},
+    },
     "webhook-only": {"authz": {"enabled": False}, "ratelimit": {"enabled": False}},
     "nothing": {
         "authz": {"enabled": False},
         "ratelimit": {"enabled": False},
         "webhook": {"enabled": False},
+        "meshCA": {"enabled": False},
         "metrics": {"dashboard": {"enabled": False}},
         "tests": {"enabled": False},
     },

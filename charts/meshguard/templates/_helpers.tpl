@@ -48,8 +48,21 @@ labels:
   {{- include "meshguard.labels" . | nindent 2 }}
 {{- end -}}
 
+{{/*
+The values block of a component: its own name, except the mesh CA ("ca"), configured under
+meshCA. Use as (index .root.Values (include "meshguard.valuesKey" .name)).
+*/}}
+{{- define "meshguard.valuesKey" -}}
+{{- ternary "meshCA" . (eq . "ca") -}}
+{{- end -}}
+
+{{/* Components whose pods call the Kubernetes API and so get a ServiceAccount token. */}}
+{{- define "meshguard.usesApi" -}}
+{{- has . (list "webhook" "ca") -}}
+{{- end -}}
+
 {{- define "meshguard.serviceAccountName" -}}
-{{- $sa := (index .root.Values .name).serviceAccount -}}
+{{- $sa := (index .root.Values (include "meshguard.valuesKey" .name)).serviceAccount -}}
 {{- if $sa.create -}}
 {{- default (include "meshguard.componentName" .) $sa.name -}}
 {{- else -}}
@@ -69,11 +82,11 @@ labels:
 {{- end -}}
 {{- end -}}
 
-{{/* The three services whose templates are rendered, in a fixed order. */}}
+{{/* The components whose Deployments are rendered (the three services, the mesh CA), in a fixed order. */}}
 {{- define "meshguard.components" -}}
 {{- $out := list -}}
-{{- range $name := list "authz" "ratelimit" "webhook" -}}
-{{- if (index $.Values $name).enabled }}{{ $out = append $out $name }}{{ end -}}
+{{- range $name := list "authz" "ratelimit" "webhook" "ca" -}}
+{{- if (index $.Values (include "meshguard.valuesKey" $name)).enabled }}{{ $out = append $out $name }}{{ end -}}
 {{- end -}}
 {{- join "," $out -}}
 {{- end -}}
@@ -83,9 +96,9 @@ Pod-level settings every meshguard Deployment shares: service account, security 
 scheduling (anti-affinity / zone spread by default), pull secrets.
 */}}
 {{- define "meshguard.podSpec" -}}
-{{- $v := index .root.Values .name -}}
+{{- $v := index .root.Values (include "meshguard.valuesKey" .name) -}}
 serviceAccountName: {{ include "meshguard.serviceAccountName" . }}
-automountServiceAccountToken: {{ eq .name "webhook" }}
+automountServiceAccountToken: {{ include "meshguard.usesApi" .name }}
 securityContext:
   {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
 terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
@@ -145,7 +158,7 @@ Container settings every meshguard container shares: image, security context, re
 admin port and probes on its /healthz and /readyz, a writable /tmp.
 */}}
 {{- define "meshguard.container" -}}
-{{- $v := index .root.Values .name -}}
+{{- $v := index .root.Values (include "meshguard.valuesKey" .name) -}}
 name: {{ .name }}
 image: {{ include "meshguard.imageRef" (dict "root" .root "image" .root.Values.image) }}
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}
@@ -188,7 +201,7 @@ readinessProbe:
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
-{{- with (index .root.Values .name).extraEnv }}
+{{- with (index .root.Values (include "meshguard.valuesKey" .name)).extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
