@@ -13,6 +13,7 @@ The contract (documented in the README, relied on by other tools):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -42,12 +43,20 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+@functools.lru_cache(maxsize=1024)
+def workload_labels(text: str) -> Mapping[str, str]:
+    """:func:`parse_labels`, read-only and memoised: Envoy sends the same few label sets."""
+    return MappingProxyType(parse_labels(text))
+
+
 def namespace_of(principal: str) -> str:
     match = _NS_IN_SPIFFE.match(principal)
     return match.group(1) if match else ""
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_ip(text: str, what: str) -> IPAddress | None:
+    """Memoised (peers repeat; parsing costs more than the lookup); invalid input raises."""
     if not text:
         return None
     try:
@@ -107,9 +116,9 @@ def to_attributes(request: Any, *, xff_trusted_hops: int = 0) -> RequestAttribut
     namespace = extensions.get("namespace") or namespace_of(destination.principal)
     labels: Mapping[str, str] | None = None
     if "labels" in extensions:
-        labels = parse_labels(extensions["labels"])
+        labels = workload_labels(extensions["labels"])
     elif destination.labels:
-        labels = dict(destination.labels)
+        labels = MappingProxyType(dict(destination.labels))
     source_socket = attrs.source.address.socket_address
     dest_socket = destination.address.socket_address
     source_ip = parse_ip(source_socket.address, "source.address")
@@ -132,7 +141,7 @@ def to_attributes(request: Any, *, xff_trusted_hops: int = 0) -> RequestAttribut
         )
     return RequestAttributes(
         namespace=namespace,
-        labels=MappingProxyType(labels) if labels is not None else None,
+        labels=labels,
         source_principal=attrs.source.principal,
         source_ip=source_ip,
         remote_ip=remote_ip(headers, source_ip, xff_trusted_hops),

@@ -33,7 +33,7 @@ import httptools
 
 from meshguard.authz.attributes import HttpRequest, RequestAttributes
 from meshguard.authz.authorizer import Authorizer, Outcome
-from meshguard.authz.checkrequest import InvalidRequest, parse_ip, parse_labels, remote_ip
+from meshguard.authz.checkrequest import InvalidRequest, parse_ip, remote_ip, workload_labels
 from meshguard.authz.decision_log import DecisionLog
 from meshguard.authz.eager import run_eagerly
 from meshguard.authz.metrics import DECISIONS, LATENCY
@@ -123,7 +123,7 @@ def to_attributes(
     labels_text = control.get("x-meshguard-labels")
     return RequestAttributes(
         namespace=control.get("x-meshguard-namespace", ""),
-        labels=MappingProxyType(parse_labels(labels_text)) if labels_text is not None else None,
+        labels=workload_labels(labels_text) if labels_text is not None else None,
         source_principal=control.get("x-meshguard-source-principal", ""),
         source_ip=source,
         remote_ip=remote_ip(headers, source, xff_trusted_hops),

@@ -7,7 +7,13 @@ import ipaddress
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2
 
-from meshguard.authz.checkrequest import InvalidRequest, parse_labels, remote_ip, to_attributes
+from meshguard.authz.checkrequest import (
+    InvalidRequest,
+    parse_labels,
+    remote_ip,
+    to_attributes,
+    workload_labels,
+)
 
 
 def _check(**http: object) -> external_auth_pb2.CheckRequest:
@@ -83,8 +89,19 @@ def test_bad_labels_are_invalid() -> None:
 def test_bad_address_is_invalid() -> None:
     req = _check(method="GET")
     req.attributes.source.address.socket_address.address = "not-an-ip"
-    with pytest.raises(InvalidRequest):
-        to_attributes(req)
+    for _ in range(2):  # memoised parsing never remembers a failure as a success
+        with pytest.raises(InvalidRequest):
+            to_attributes(req)
+
+
+def test_memoised_labels_are_read_only() -> None:
+    labels = workload_labels("app=web, v=1")
+    assert labels == {"app": "web", "v": "1"} and workload_labels("app=web, v=1") is labels
+    with pytest.raises(TypeError):
+        labels["app"] = "other"  # type: ignore[index]
+    for _ in range(2):
+        with pytest.raises(InvalidRequest):
+            workload_labels("app")
 
 
 @pytest.mark.parametrize(
