@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from meshguard.authz.settings import from_args as authz_settings
 from meshguard.cli import build_parser
 from meshguard.ratelimit.settings import from_args
 from meshguard.webhook.ca.settings import from_args as ca_settings
@@ -118,6 +119,10 @@ def test_authz_flags_carry_the_values(rendered: Rendered) -> None:
     assert args.root_namespace == "istio-system"
     assert args.trust_domain == "cluster.local"
     assert args.policies == ["/etc/meshguard/policies"]
+    assert args.event_loop == "auto"
+    configured = _parse(container(one(rendered["configs"], "Deployment", "-authz"))["args"])
+    assert configured.event_loop == "asyncio"
+    assert authz_settings(configured).trust_domain_aliases == ("old.example.com",)
 
 
 def test_webhook_serves_the_mounted_certificate(rendered: Rendered) -> None:

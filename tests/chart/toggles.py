@@ -61,7 +61,11 @@ DOMAINS: list[dict[str, Any]] = [
 TOGGLES: dict[str, dict[str, Any]] = {
     "defaults": {},
     "configs": {
-        "authz": {"policies": POLICIES},
+        "authz": {
+            "policies": POLICIES,
+            "trustDomainAliases": ["old.example.com"],
+            "eventLoop": "asyncio",
+        },
         "ratelimit": {
             "domains": DOMAINS,
             "settings": {
