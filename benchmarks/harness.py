@@ -40,6 +40,7 @@ class LoadResult:
     p99_ms: float
     non_2xx: int
     errors: int
+    output: str = ""  # wrk's stdout, for what a script's done() prints
 
 
 class ProcessCpu:
@@ -93,11 +94,15 @@ def wrk(
     threads: int = 1,
     headers: Mapping[str, str] | None = None,
     script: Path | None = None,
+    timeout: float | None = None,
 ) -> LoadResult:
     """Closed-loop load with wrk (Debian's package) at ``connections`` concurrency; ``script``
-    is a wrk Lua file (e.g. varying headers per request)."""
+    is a wrk Lua file (e.g. varying bodies per request); ``timeout`` is wrk's per-request
+    timeout in seconds (wrk's default is 2 s)."""
     binary = require("wrk", "wrk")
     args = [binary, "--latency", f"-c{connections}", f"-t{threads}", f"-d{int(seconds)}s"]
+    if timeout is not None:
+        args += ["--timeout", f"{int(timeout)}s"]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -124,6 +129,7 @@ def wrk(
         p99_ms=_ms(percentiles["99"]),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         errors=sum(int(g) for g in socket_errors.groups()) if socket_errors else 0,
+        output=out,
     )
 
 

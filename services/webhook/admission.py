@@ -162,6 +162,9 @@ def response(request: AdmissionRequest, verdict: Verdict) -> dict[str, Any]:
     return {"apiVersion": request.api_version, "kind": REVIEW_KIND, "response": body}
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # one encoder, no spaces on the wire
+
+
 def encode_response(request: AdmissionRequest, verdict: Verdict) -> bytes:
-    """The answer as the bytes sent on the wire."""
-    return json.dumps(response(request, verdict)).encode()
+    """The answer as the bytes sent on the wire (compact JSON, ASCII)."""
+    return _COMPACT.encode(response(request, verdict)).encode()

@@ -6,7 +6,6 @@ Validation is pure CPU work bounded by the body limit, so it runs inline on the 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,17 +15,20 @@ from meshguard.common.server import ServiceRuntime
 from meshguard.common.tls import ReloadingTls, TlsFiles
 from meshguard.common.validation import ValidatorRegistry
 from meshguard.webhook import admission, metrics
+from meshguard.webhook.decisions import DecisionLog
 from meshguard.webhook.injection.review import handle_mutate
 from meshguard.webhook.settings import WebhookSettings
 
-log = logging.getLogger(__name__)
 JSON = "application/json"
 
 
 class ValidateHandler:
-    def __init__(self, registry: ValidatorRegistry, max_body_bytes: int) -> None:
+    def __init__(
+        self, registry: ValidatorRegistry, max_body_bytes: int, decisions: DecisionLog
+    ) -> None:
         self.registry = registry
         self.max_body_bytes = max_body_bytes
+        self.decisions = decisions
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -37,21 +39,9 @@ class ValidateHandler:
             metrics.BAD_REVIEWS.labels(str(exc.status)).inc()
             return web.json_response({"error": exc.reason}, status=exc.status)
         verdict = admission.decide(review, self.registry)
-        metrics.ADMISSIONS.labels(review.kind, review.operation, str(verdict.allowed).lower()).inc()
-        metrics.ADMISSION_LATENCY.observe(time.perf_counter() - started)
-        log.info(
-            "admission",
-            extra={
-                "uid": review.uid,
-                "kind": review.kind,
-                "namespace": review.namespace,
-                "operation": review.operation,
-                "allowed": verdict.allowed,
-                "dry_run": review.dry_run,
-                "warnings": len(verdict.warnings),
-            },
-        )
-        return web.json_response(admission.response(review, verdict))
+        body = admission.encode_response(review, verdict)
+        self.decisions.record(review, verdict, time.perf_counter() - started)
+        return web.Response(body=body, content_type=JSON)
 
     async def _read(self, request: web.Request) -> bytes:
         if request.content_type != JSON:
@@ -73,10 +63,15 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def build_app(
-    registry: ValidatorRegistry, max_body_bytes: int, mutate: Handler = handle_mutate
+    registry: ValidatorRegistry,
+    max_body_bytes: int,
+    mutate: Handler = handle_mutate,
+    *,
+    decisions: DecisionLog | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes + 1)
-    app.router.add_post("/validate", ValidateHandler(registry, max_body_bytes).handle)
+    handler = ValidateHandler(registry, max_body_bytes, decisions or DecisionLog())
+    app.router.add_post("/validate", handler.handle)
     app.router.add_post("/mutate", mutate)
     return app
 
@@ -90,7 +85,10 @@ def build_runtime(
         poll_interval=settings.tls_poll_interval,
     )
     runtime = ServiceRuntime("webhook", admin_port=settings.admin_port, host=settings.host)
-    runtime.add_http(build_app(registry, settings.max_body_bytes, mutate), settings.port,
-                     tls.server_context())  # fmt: skip
+    decisions = DecisionLog(
+        allow_rate=settings.log_allow_sample, deny_rate=settings.log_deny_sample
+    )
+    app = build_app(registry, settings.max_body_bytes, mutate, decisions=decisions)
+    runtime.add_http(app, settings.port, tls.server_context())
     runtime.add_background(tls.watch)
     return runtime

@@ -21,6 +21,16 @@ class WebhookSettings:
     max_body_bytes: int
     tls_poll_interval: float
     log_level: str
+    log_allow_sample: float = 0.0
+    log_deny_sample: float = 1.0
+
+
+def sampling_rate(text: str) -> float:
+    """A share of reviews to log, as authz's decision-log flags take it (0..1)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"sampling rate must be within 0..1, got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--tls-poll-interval", type=float, default=1.0,
              help="seconds between checks of the certificate files")  # fmt: skip
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
+    add_flag(parser, "--log-allow-sample", type=sampling_rate, default=0.0,
+             help="share of allowed reviews logged at info (all of them at debug)")  # fmt: skip
+    add_flag(parser, "--log-deny-sample", type=sampling_rate, default=1.0,
+             help="share of denied reviews logged at info (all of them at debug)")  # fmt: skip
 
 
 def from_args(args: argparse.Namespace) -> WebhookSettings:
@@ -49,4 +63,6 @@ def from_args(args: argparse.Namespace) -> WebhookSettings:
         max_body_bytes=args.max_body_bytes,
         tls_poll_interval=args.tls_poll_interval,
         log_level=args.log_level,
+        log_allow_sample=args.log_allow_sample,
+        log_deny_sample=args.log_deny_sample,
     )

@@ -150,3 +150,12 @@ def test_v1beta1_review_answered_in_v1beta1() -> None:
     body = json.loads(review())
     body["apiVersion"] = "admission.k8s.io/v1beta1"
     assert answer(json.dumps(body).encode())["apiVersion"] == "admission.k8s.io/v1beta1"
+
+
+def test_encoded_answer_is_compact_json_of_the_response() -> None:
+    request = admission.parse_review(review())
+    verdict = admission.Verdict(False, "configuration is invalid: spec: ü", 400, ("w",))
+    body = admission.encode_response(request, verdict)
+    answer = admission.response(request, verdict)
+    assert json.loads(body) == answer
+    assert body == json.dumps(answer, separators=(",", ":")).encode(), "no spaces, ASCII"
