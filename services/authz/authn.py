@@ -140,34 +140,38 @@ class Verified:
 
 
 class VerifiedCache:
-    """Verified tokens by (token hash, rule), bounded, never past the token's ``exp``."""
+    """Verified tokens by (token hash, rule), bounded, never past the token's ``exp``.
+
+    Rules are keyed by identity (hashing a JWTRule's every field cost more than the rest of
+    a lookup); each entry keeps its rule alive, so an ``id`` cannot be reused while it exists.
+    """
 
     def __init__(self, size: int = 10_000, ttl: float = 300.0) -> None:
         self.size = size
         self.ttl = ttl
-        self._entries: collections.OrderedDict[tuple[bytes, JWTRule], tuple[float, Verified]] = (
-            collections.OrderedDict()
-        )
+        self._entries: collections.OrderedDict[
+            tuple[bytes, int], tuple[float, Verified, JWTRule]
+        ] = collections.OrderedDict()
 
     def get(self, token: str, rule: JWTRule, now: float) -> Verified | None:
-        key = (hashlib.sha256(token.encode()).digest(), rule)
+        key = (hashlib.sha256(token.encode()).digest(), id(rule))
         found = self._entries.get(key)
         if found is None:
             return None
-        expires, payload = found
+        expires, verified, _ = found
         if now >= expires:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return payload
+        return verified
 
     def put(self, token: str, rule: JWTRule, verified: Verified, now: float) -> None:
         expires = now + self.ttl
         exp = verified.identity.claims.get("exp")
         if isinstance(exp, int | float) and not isinstance(exp, bool):
             expires = min(expires, float(exp) + tokens.CLOCK_SKEW_SECONDS)
-        key = (hashlib.sha256(token.encode()).digest(), rule)
-        self._entries[key] = (expires, verified)
+        key = (hashlib.sha256(token.encode()).digest(), id(rule))
+        self._entries[key] = (expires, verified, rule)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
@@ -270,7 +274,7 @@ class Authenticator:
         if not candidates:
             raise TokenError(tokens.UNKNOWN_ISSUER)
         failure: TokenError | None = None
-        for rule in dict.fromkeys(candidates):
+        for rule in candidates if len(candidates) == 1 else dict.fromkeys(candidates):
             try:
                 return rule, await self._verify(token, rule)
             except TokenError as exc:

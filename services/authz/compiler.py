@@ -65,7 +65,19 @@ Entry = tuple[Clause, ...]
 
 
 def _entry_holds(entry: Entry, ctx: Context) -> bool:
-    return all(c.holds(ctx) for c in entry)
+    # Plain loops: this runs for every clause of every rule tried, and all()/any() over
+    # generators cost more than the predicates themselves.
+    for clause in entry:  # noqa: SIM110
+        if clause.test(ctx) is clause.negated:
+            return False
+    return True
+
+
+def _any_entry_holds(entries: tuple[Entry, ...], ctx: Context) -> bool:
+    for entry in entries:  # noqa: SIM110
+        if _entry_holds(entry, ctx):
+            return True
+    return False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,9 +90,9 @@ class CompiledRule:
     conditions: Entry
 
     def matches(self, ctx: Context) -> bool:
-        if self.sources and not any(_entry_holds(e, ctx) for e in self.sources):
+        if self.sources and not _any_entry_holds(self.sources, ctx):
             return False
-        if self.operations and not any(_entry_holds(e, ctx) for e in self.operations):
+        if self.operations and not _any_entry_holds(self.operations, ctx):
             return False
         return _entry_holds(self.conditions, ctx)
 
