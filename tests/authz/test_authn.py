@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from meshguard.authz import loader
-from meshguard.authz.attributes import HttpRequest
-from meshguard.authz.authn import Authenticator, AuthnResult
+from meshguard.authz.attributes import HttpRequest, Identity
+from meshguard.authz.authn import Authenticator, AuthnResult, Verified, VerifiedCache
 from meshguard.authz.compiler import EngineOptions
 from meshguard.authz.keys import KeySet
 from meshguard.authz.model import JWTRule
@@ -211,3 +211,18 @@ async def test_verified_cache_is_used_for_repeated_tokens() -> None:
     first = await authenticator.authenticate(_http(_bearer(token)), ras)
     second = await authenticator.authenticate(_http(_bearer(token)), ras)
     assert first.identity == second.identity
+
+
+def test_verified_cache_separates_rules_and_honours_exp() -> None:
+    cache = VerifiedCache(size=2)
+    rule, twin = JWTRule(ISSUER), JWTRule(ISSUER)
+    verified = Verified(Identity({"exp": 1000}), ())
+    cache.put("tok", rule, verified, now=100.0)
+    assert cache.get("tok", rule, now=200.0) is verified
+    assert cache.get("tok", twin, now=200.0) is None  # an equal rule of another config
+    assert cache.get("other", rule, now=200.0) is None
+    assert cache.get("tok", rule, now=1000.0 + 61) is None  # exp + clock skew passed
+    for index in range(3):
+        cache.put(f"t{index}", rule, verified, now=100.0)
+    assert cache.get("t0", rule, now=100.0) is None  # evicted: bounded
+    assert cache.get("t2", rule, now=100.0) is verified
