@@ -100,8 +100,8 @@ class _Node:
     ``leaf`` marks a node whose whole check is its type test (no constraints, rules or
     children): most fields of a spec, which the walk then checks inline without recursing."""
 
-    __slots__ = ("accepts", "closed", "constraints", "expected", "extra", "items", "leaf",
-                 "properties", "rules")  # fmt: skip
+    __slots__ = ("accepts", "closed", "constraints", "expected", "extra", "fast", "items",
+                 "leaf", "properties", "rules")  # fmt: skip
 
     def __init__(self, schema: Schema) -> None:
         if schema.get("x-kubernetes-int-or-string"):
@@ -110,6 +110,8 @@ class _Node:
         else:
             self.expected = schema.get("type", "")
             self.accepts = _type_test(self.expected)
+        # Types an isinstance() proves acceptable, so most values skip the call to accepts.
+        self.fast = _CERTAIN_TYPES.get(self.expected, ())
         self.constraints = (
             None if schema.keys().isdisjoint(_CONSTRAINT_KEYS) else _Constraints(schema)
         )
@@ -287,7 +289,7 @@ class _Walk:
     def value(self, value: Any, node: _Node, path: str) -> None:
         if value is None:
             return
-        if not node.accepts(value):
+        if not isinstance(value, node.fast) and not node.accepts(value):
             if self.structural:
                 self._mistyped(value, node, path)
             return
@@ -304,10 +306,11 @@ class _Walk:
             items = node.items
             if items.leaf:
                 if self.structural:
-                    accepts = items.accepts
+                    fast, accepts = items.fast, items.accepts
                     for index, element in enumerate(value):
-                        if element is not None and not accepts(element):
-                            self._mistyped(element, items, f"{path}[{index}]")
+                        if element is None or isinstance(element, fast) or accepts(element):
+                            continue
+                        self._mistyped(element, items, f"{path}[{index}]")
                 return
             for index, element in enumerate(value):
                 if element is not None:
@@ -322,7 +325,11 @@ class _Walk:
                 if child is None:
                     continue
                 if known.leaf:
-                    if structural and not known.accepts(child):
+                    if (
+                        structural
+                        and not isinstance(child, known.fast)
+                        and not known.accepts(child)
+                    ):
                         self._mistyped(child, known, f"{path}.{key}" if path else str(key))
                     continue
                 self.value(child, known, f"{path}.{key}" if path else str(key))
@@ -330,7 +337,11 @@ class _Walk:
                 if child is None:
                     continue
                 if extra.leaf:
-                    if structural and not extra.accepts(child):
+                    if (
+                        structural
+                        and not isinstance(child, extra.fast)
+                        and not extra.accepts(child)
+                    ):
                         self._mistyped(child, extra, f"{path}[{key}]")
                     continue
                 self.value(child, extra, f"{path}[{key}]")
@@ -340,6 +351,17 @@ class _Walk:
 
     def _mistyped(self, value: Any, node: _Node, path: str) -> None:
         self.out.append(error(path, f"expected {node.expected}, got {_json_type(value)}"))
+
+
+# Not integer or number: a bool is an int to isinstance but not to the schema.
+_CERTAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "": (object,),
+    "string": (str,),
+    "integer or string": (str,),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
 
 
 def _int_or_string(value: Any) -> bool:

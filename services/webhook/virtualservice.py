@@ -55,6 +55,16 @@ BODY_ERROR_BYTES = 1024 * 1024
 BODY_WARNING_BYTES = 100 * 1024
 _SNI_OUTBOUND = re.compile(r"outbound_\.\d+_\._\.(.+)")
 _GATEWAY_NAME_PART = hosts.is_lower_label
+_EXCLUSIVE = (
+    ("route", "redirect"),
+    ("fault", "redirect"),
+    ("rewrite", "redirect"),
+    ("directResponse", "route"),
+    ("directResponse", "fault"),
+    ("directResponse", "rewrite"),
+    ("directResponse", "redirect"),
+)
+_MIRROR_FIELDS = frozenset({"mirror", "mirrors", "mirrorPercentage", "mirrorPercent"})
 AUTHORITY_ONCE = (
     "the authority may only be rewritten once (rewrite.authority or one :authority/host "
     "header operation)"
@@ -128,7 +138,8 @@ class _VirtualService:
     # ---- http ---------------------------------------------------------------------------
 
     def _check_http(self, rule: Node) -> None:
-        has = rule.has
+        present = {key for key, value in rule.data.items() if value is not None}
+        has = present.__contains__  # Node.has for every field, read once
         if has("delegate"):
             for key in ("route", "redirect"):
                 if has(key):
@@ -140,15 +151,7 @@ class _VirtualService:
                 delegate.error("name", "delegate name is required")
         elif not (has("route") or has("redirect") or has("directResponse")):
             rule.error("", "an HTTP rule needs one of route, redirect or directResponse")
-        for first, second in (
-            ("route", "redirect"),
-            ("fault", "redirect"),
-            ("rewrite", "redirect"),
-            ("directResponse", "route"),
-            ("directResponse", "fault"),
-            ("directResponse", "rewrite"),
-            ("directResponse", "redirect"),
-        ):
+        for first, second in _EXCLUSIVE:
             if has(first) and has(second):
                 rule.error(second, f"an HTTP rule cannot have both {first} and {second}")
         for _, match in rule.children("match"):
@@ -161,17 +164,28 @@ class _VirtualService:
             extra = check_header_operations(weighted, "headers")
             if extra and authority + extra > 1:
                 weighted.error("headers", AUTHORITY_ONCE)
-        self._check_mirrors(rule)
+        if not present.isdisjoint(_MIRROR_FIELDS):
+            self._check_mirrors(rule)
         check_duration(rule, "timeout")
-        self._check_retries(rule.child("retries"))
-        self._check_redirect(rule)
-        self._check_rewrite(rule.child("rewrite"))
-        self._check_direct_response(rule.child("directResponse"))
-        self._check_fault(rule.child("fault"))
-        self._check_cors(rule.child("corsPolicy"))
+        # Each check below starts from its field and does nothing when it is absent.
+        if has("retries"):
+            self._check_retries(rule.child("retries"))
+        if has("redirect"):
+            self._check_redirect(rule)
+        if has("rewrite"):
+            self._check_rewrite(rule.child("rewrite"))
+        if has("directResponse"):
+            self._check_direct_response(rule.child("directResponse"))
+        if has("fault"):
+            self._check_fault(rule.child("fault"))
+        if has("corsPolicy"):
+            self._check_cors(rule.child("corsPolicy"))
 
     def _check_http_match(self, match: Node) -> None:
+        data = match.data  # a match sets few of its fields: absent ones cost no call
         for key in ("headers", "withoutHeaders"):
+            if key not in data:
+                continue
             claims = check_header_matches(match, key, allow_claims=True)
             if claims and not self.gateway_only:
                 for path in claims:
@@ -187,16 +201,19 @@ class _VirtualService:
         uri = match.child("uri")
         if uri is not None:
             check_string_match(uri, allow_empty_prefix=True)
-        params = match.child("queryParams")
+        params = match.child("queryParams") if "queryParams" in data else None
         for name in list(params.data) if params is not None else []:
             value = params.data[name] if params is not None else None
             if isinstance(value, dict) and params is not None:
                 check_string_match(
                     Node(value, f"{params.path}[{name}]", params.report), allow_empty_prefix=False
                 )
-        _check_port(match, "port")
-        check_labels(match, "sourceLabels")
-        _check_gateway_names(match, "gateways")
+        if "port" in data:
+            _check_port(match, "port")
+        if "sourceLabels" in data:
+            check_labels(match, "sourceLabels")
+        if "gateways" in data:
+            _check_gateway_names(match, "gateways")
         source_ns = match.text("sourceNamespace")
         if source_ns is not None and not hosts.is_lower_label(source_ns):
             match.error("sourceNamespace", f"sourceNamespace {source_ns!r} must be a DNS label")
