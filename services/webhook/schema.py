@@ -101,7 +101,7 @@ class _Node:
     children): most fields of a spec, which the walk then checks inline without recursing."""
 
     __slots__ = ("accepts", "closed", "constraints", "expected", "extra", "fast", "items",
-                 "leaf", "properties", "rules")  # fmt: skip
+                 "leaf", "leaves", "properties", "rules")  # fmt: skip
 
     def __init__(self, schema: Schema) -> None:
         if schema.get("x-kubernetes-int-or-string"):
@@ -139,6 +139,8 @@ class _Node:
             and self.extra is None
             and self.items is None
         )
+        # Leaf properties apart: the walk's loop finds them, and that they are leaves, at once.
+        self.leaves = {k: n for k, n in (self.properties or {}).items() if n.leaf}
 
 
 class _Constraints:
@@ -317,22 +319,23 @@ class _Walk:
                     self.value(element, items, f"{path}[{index}]")
 
     def _object(self, value: Mapping[str, Any], node: _Node, path: str) -> None:
-        properties, extra = node.properties, node.extra
+        properties, extra, leaves = node.properties, node.extra, node.leaves
         structural = self.structural
         for key, child in value.items():
+            leaf = leaves.get(key)
+            if leaf is not None:
+                if (
+                    child is not None
+                    and structural
+                    and not isinstance(child, leaf.fast)
+                    and not leaf.accepts(child)
+                ):
+                    self._mistyped(child, leaf, f"{path}.{key}" if path else str(key))
+                continue
             known = properties.get(key) if properties is not None else None
             if known is not None:
-                if child is None:
-                    continue
-                if known.leaf:
-                    if (
-                        structural
-                        and not isinstance(child, known.fast)
-                        and not known.accepts(child)
-                    ):
-                        self._mistyped(child, known, f"{path}.{key}" if path else str(key))
-                    continue
-                self.value(child, known, f"{path}.{key}" if path else str(key))
+                if child is not None:
+                    self.value(child, known, f"{path}.{key}" if path else str(key))
             elif extra is not None:
                 if child is None:
                     continue

@@ -523,12 +523,7 @@ def _body_size(body: Node) -> int:
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True)  # json.dumps would build one per call
-
-
-def _canonical(match: Any) -> str:
-    return _CANONICAL.encode(
-        {k: v for k, v in match.items() if k != "name"} if isinstance(match, dict) else match
-    )
+_NOT_COMPARED = frozenset({"name", "uri"})  # a match's name never matters; uri is compared apart
 
 
 def _check_http_analysis(spec: Node) -> None:
@@ -582,7 +577,7 @@ class _Seen:
                 prefix = uri["prefix"]
             value = uri.get("prefix", uri.get("exact"))
             uri_value = value if isinstance(value, str) else None
-        rest = _canonical({k: v for k, v in match.items() if k != "uri"})
+        rest = _CANONICAL.encode({k: v for k, v in match.items() if k not in _NOT_COMPARED})
         # Equal matches (names aside) are equal in everything but the uri and in the uri:
         # the key pairs the rest with the uri's own form rather than encoding it all again.
         key = (rest, _CANONICAL.encode(uri) if "uri" in match else None)
