@@ -15,7 +15,8 @@ from aiohttp import web
 
 from meshguard.webhook.ca.rootpublisher import CONFIGMAP, RootCertPublisher
 from tests.chart.helm import find
-from tests.webhook.ca.test_ca_rootpublisher import ROOT, FakeApiServer
+from tests.harness.fakekube import FakeApiServer
+from tests.webhook.ca.test_ca_rootpublisher import ROOT
 
 Rendered = dict[str, list[dict[str, Any]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

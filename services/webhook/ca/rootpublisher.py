@@ -53,8 +53,16 @@ class RootCertPublisher:
             written = []
             for item in namespaces.get("items") or []:
                 name = item["metadata"]["name"]
-                if await self._upsert(http, name):
-                    written.append(name)
+                try:
+                    if await self._upsert(http, name):
+                        written.append(name)
+                except aiohttp.ClientResponseError as exc:
+                    # One namespace (a conflict, a policy refusing the write) must not keep
+                    # the root from the others; the next pass retries it.
+                    log.warning(
+                        "root bundle not published",
+                        extra={"namespace": name, "status": exc.status, "error": exc.message},
+                    )
             return written
 
     async def run(self) -> None:
