@@ -1,9 +1,10 @@
 """Process plumbing every meshguard service shares.
 
 One :class:`ServiceRuntime` per process owns the gRPC servers (with the standard health and
-reflection services), extra aiohttp apps, the admin app (``/healthz``, ``/readyz``,
-``/metrics``, ``/config``) and the config stores' watchers. On SIGTERM it turns readiness off,
-lets in-flight calls finish within the grace period, then exits.
+reflection services), lean unary gRPC servers (:mod:`meshguard.common.leangrpc`), extra aiohttp
+apps, the admin app (``/healthz``, ``/readyz``, ``/metrics``, ``/config``) and the config stores'
+watchers. On SIGTERM it turns readiness off, lets in-flight calls finish within the grace period,
+then exits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import logging
 import signal
 import ssl
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -23,6 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from meshguard.common.leangrpc import Handler, LeanGrpcServer
 
 log = logging.getLogger("meshguard.server")
 
@@ -59,6 +62,14 @@ class _GrpcEndpoint:
         self.health = HealthServicer()
 
 
+class _LeanGrpcEndpoint:
+    def __init__(self, port: int, methods: Mapping[str, Handler], service_names: Sequence[str]):
+        self.port = port
+        self.methods = methods
+        self.service_names = tuple(service_names)
+        self.server: LeanGrpcServer | None = None
+
+
 class _HttpEndpoint:
     def __init__(self, app: web.Application, port: int, ssl_context: ssl.SSLContext | None):
         self.app = app
@@ -88,6 +99,7 @@ class ServiceRuntime:
         self.admin_app.router.add_get("/metrics", self._metrics)
         self.admin_app.router.add_get("/config", self._config)
         self._grpc: list[_GrpcEndpoint] = []
+        self._lean: list[_LeanGrpcEndpoint] = []
         self._http: list[_HttpEndpoint] = [_HttpEndpoint(self.admin_app, admin_port, None)]
         self._stores: list[DescribedStore] = []
         self._background: list[BackgroundTask] = []
@@ -107,6 +119,14 @@ class ServiceRuntime:
         """Serve the services ``register`` adds, with health and reflection, on ``port``."""
         self._grpc.append(_GrpcEndpoint(port, register, service_names, credentials))
 
+    def add_lean_grpc(
+        self, port: int, methods: Mapping[str, Handler], service_names: Sequence[str]
+    ) -> None:
+        """Serve unary ``methods`` ("/pkg.Service/Method" → raw-bytes handler) and the health
+        Check on ``port`` with the lean h2c server: no reflection, streaming or TLS, a fraction
+        of grpc.aio's CPU per call."""
+        self._lean.append(_LeanGrpcEndpoint(port, methods, service_names))
+
     def add_http(
         self, app: web.Application, port: int, ssl_context: ssl.SSLContext | None = None
     ) -> None:
@@ -125,7 +145,8 @@ class ServiceRuntime:
 
     @property
     def grpc_ports(self) -> list[int]:
-        return [e.port for e in self._grpc]
+        """Bound gRPC ports: grpc.aio endpoints first, then lean ones, each in order added."""
+        return [e.port for e in self._grpc] + [e.port for e in self._lean]
 
     @property
     def http_ports(self) -> list[int]:
@@ -141,6 +162,12 @@ class ServiceRuntime:
     async def start(self) -> None:
         for endpoint in self._grpc:
             await self._start_grpc(endpoint)
+        for lean in self._lean:
+            lean.server = LeanGrpcServer(
+                lean.methods, lean.service_names, host=self.host, port=lean.port
+            )
+            await lean.server.start()
+            lean.port = lean.server.port
         for http in self._http:
             await self._start_http(http)
         self._tasks = [asyncio.create_task(task()) for task in self._background]
@@ -189,7 +216,8 @@ class ServiceRuntime:
         for endpoint in self._grpc:
             await endpoint.health.enter_graceful_shutdown()
         await asyncio.gather(
-            *(e.server.stop(self.grace_period) for e in self._grpc if e.server is not None)
+            *(e.server.stop(self.grace_period) for e in self._grpc if e.server is not None),
+            *(e.server.stop(self.grace_period) for e in self._lean if e.server is not None),
         )
         for http in reversed(self._http):
             if http.runner is not None:
