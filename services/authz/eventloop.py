@@ -1,6 +1,6 @@
 """Which asyncio event loop ``authz serve`` runs on.
 
-uvloop (libuv) cuts the per-request cost of the event loop and of aiohttp's transport
+uvloop (libuv) cuts the per-request cost of the event loop and of the HTTP flavour's transport
 work; benchmarks/RESULTS.md (section ``authz``) has the measured difference. ``auto`` picks it
 when it is installed and falls back to the standard loop otherwise.
 """
