@@ -40,6 +40,8 @@ TARGET_ANALYZE_S = 2.0
 HISTORY = Path(__file__).with_name("history.md")  # hand-kept before/after of each change
 # uvloop through the policy: `webhook serve` itself runs on asyncio's default loop.
 _UVLOOP = "import sys, uvloop; uvloop.install(); from meshguard.cli import main; sys.exit(main())"
+# Another checkout's services/ imported as meshguard (a before/after pair on one machine).
+_TREE = "import sys; sys.path.insert(0, {path!r}); from meshguard.cli import main; sys.exit(main())"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class Server:
 
 
 @contextmanager
-def serve(folder: Path, event_loop: str) -> Iterator[Server]:
+def serve(folder: Path, event_loop: str, tree: Path | None = None) -> Iterator[Server]:
     files = tlsmaterial.generate(folder)
     port, admin = free_port(), free_port()
     flags = [
@@ -76,6 +78,10 @@ def serve(folder: Path, event_loop: str) -> Iterator[Server]:
         "--host", "127.0.0.1", "--port", str(port), "--admin-port", str(admin),
     ]  # fmt: skip
     prefix = [sys.executable, "-c", _UVLOOP] if event_loop == "uvloop" else []
+    if tree is not None:
+        (folder / "tree").mkdir()
+        (folder / "tree" / "meshguard").symlink_to(tree.resolve() / "services")
+        prefix = [sys.executable, "-c", _TREE.format(path=str(folder / "tree"))]
     command = [*prefix, *flags] if prefix else [str(Path(sys.executable).with_name("meshguard")),
                                                 *flags]  # fmt: skip
     with (folder / "webhook.log").open("wb") as log:
@@ -212,7 +218,7 @@ def _machine() -> str:
 
 
 SETUP = """\
-One `meshguard webhook serve` process (TLS, default log level: one JSON line per review). Mix
+One `meshguard webhook serve` process (TLS, default flags: denials logged, allows counted). Mix
 cycled per request: VirtualService with 10 HTTP routes (prefix, header and RE2 regex matches,
 weighted subsets, retries, a fault), DestinationRule with 5 subsets and traffic policies,
 AuthorizationPolicy with 10 rules; {variants} variants of each (names and paths differ), all
@@ -276,6 +282,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", type=int, default=20, help="objects of each kind")
     parser.add_argument("--resources", type=int, default=1000, help="analyze corpus size")
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--server-tree", type=Path, default=None,
+                        help="serve from another checkout (a worktree of the before)")  # fmt: skip
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
                         help="write RESULTS.md (default: yes unless --quick)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -294,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = Path(tmp)
         script = folder / "mix.lua"
         script.write_text(lua_script(bodies))
-        with serve(folder, args.event_loop) as server:
+        with serve(folder, args.event_loop, args.server_tree) as server:
             verify(server, bodies)
             load(server, script, 16, 1.0)  # warm-up: caches, TLS session set-up paths
             runs = []
