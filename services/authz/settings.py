@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from meshguard.authz import eventloop
-from meshguard.common.settings import add_flag, repeated
+from meshguard.common.settings import add_flag, fraction, repeated
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,13 +25,6 @@ class AuthzSettings:
     log_deny_sample: float
     jwks_refresh_interval: float
     event_loop: str = "auto"
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"sampling rate must be within 0..1, got {text}")
-    return value
 
 
 def _event_loop(text: str) -> str:
@@ -78,8 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="x-forwarded-for entries to skip from the right when deriving remote.ip",
     )
-    add_flag(parser, "--log-allow-sample", type=_rate, default=0.0, help="share of allows logged")
-    add_flag(parser, "--log-deny-sample", type=_rate, default=1.0, help="share of denies logged")
+    add_flag(
+        parser, "--log-allow-sample", type=fraction, default=0.0, help="share of allows logged"
+    )
+    add_flag(parser, "--log-deny-sample", type=fraction, default=1.0, help="share of denies logged")
     add_flag(
         parser,
         "--jwks-refresh-interval",

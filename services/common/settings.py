@@ -34,6 +34,14 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+def fraction(text: str) -> float:
+    """A share within 0..1, e.g. how many decisions a sampled log keeps."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a share within 0..1, got {text}")
+    return value
+
+
 def add_flag(
     parser: argparse.ArgumentParser,
     flag: str,

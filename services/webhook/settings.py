@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from meshguard.common.settings import add_flag
+from meshguard.common.settings import add_flag, fraction
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # an object is at most ~1.5MB; UPDATE carries two
 
@@ -25,14 +25,6 @@ class WebhookSettings:
     log_deny_sample: float = 1.0
 
 
-def sampling_rate(text: str) -> float:
-    """A share of reviews to log, as authz's decision-log flags take it (0..1)."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"sampling rate must be within 0..1, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--tls-cert", help="serving certificate chain (PEM); reloaded on change")
     add_flag(parser, "--tls-key", help="serving private key (PEM); reloaded on change")
@@ -45,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--tls-poll-interval", type=float, default=1.0,
              help="seconds between checks of the certificate files")  # fmt: skip
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
-    add_flag(parser, "--log-allow-sample", type=sampling_rate, default=0.0,
+    add_flag(parser, "--log-allow-sample", type=fraction, default=0.0,
              help="share of allowed reviews logged at info (all of them at debug)")  # fmt: skip
-    add_flag(parser, "--log-deny-sample", type=sampling_rate, default=1.0,
+    add_flag(parser, "--log-deny-sample", type=fraction, default=1.0,
              help="share of denied reviews logged at info (all of them at debug)")  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from meshguard.common.settings import SettingError, add_flag, env_name, repeated
+from meshguard.common.settings import SettingError, add_flag, env_name, fraction, repeated
 
 
 def parser_with(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -69,3 +69,14 @@ def test_bad_environment_value_names_the_variable() -> None:
         parser_with({"GRPC_PORT": "http"})
     with pytest.raises(SettingError, match="SHADOW_MODE='maybe'"):
         parser_with({"SHADOW_MODE": "maybe"})
+
+
+@pytest.mark.parametrize(("text", "value"), [("0", 0.0), ("0.25", 0.25), ("1", 1.0)])
+def test_fraction_accepts_shares(text: str, value: float) -> None:
+    assert fraction(text) == value
+
+
+@pytest.mark.parametrize("text", ["-0.1", "1.5", "half"])
+def test_fraction_refuses_the_rest(text: str) -> None:
+    with pytest.raises(ValueError):
+        fraction(text)
