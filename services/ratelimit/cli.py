@@ -125,11 +125,15 @@ async def run(settings: RateLimitSettings) -> int:
         per_second_store=per_second,
     )
     runtime = ServiceRuntime("ratelimit", admin_port=settings.admin_port, host=settings.host)
-    runtime.add_grpc(
-        settings.grpc_port,
-        grpc_api.register(service, fail_open=settings.fail_open),
-        [grpc_api.SERVICE_NAME],
-    )
+    if settings.grpc_server == "lean":
+        methods = grpc_api.lean_methods(service, fail_open=settings.fail_open)
+        runtime.add_lean_grpc(settings.grpc_port, methods, [grpc_api.SERVICE_NAME])
+    else:
+        runtime.add_grpc(
+            settings.grpc_port,
+            grpc_api.register(service, fail_open=settings.fail_open),
+            [grpc_api.SERVICE_NAME],
+        )
     app = http_api.build_app(
         service,
         lambda: configs.current.value,

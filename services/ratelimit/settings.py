@@ -42,6 +42,9 @@ def duration(text: str) -> float:
     return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
 
+GRPC_SERVERS = ("lean", "grpcio")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RateLimitSettings:
     config_paths: tuple[str, ...]
@@ -55,6 +58,7 @@ class RateLimitSettings:
     http_port: int
     admin_port: int
     fail_open: bool
+    grpc_server: str  # "lean" (meshguard.common.leangrpc) or "grpcio" (grpc.aio, reflection)
     memory_max_keys: int
     log_level: str
 
@@ -71,6 +75,11 @@ def add_arguments(
     flag("--grpc-port", type=int, default=8081, env_aliases=["GRPC_PORT"], help="RLS gRPC port")
     flag("--http-port", type=int, default=8080, env_aliases=["PORT"], help="/json, /rlconfig port")
     flag("--admin-port", type=int, default=6070, env_aliases=["DEBUG_PORT"], help="admin port")
+    flag(
+        "--grpc-server",
+        default="lean",
+        help="lean (unary h2c server, far less CPU per call) or grpcio (adds reflection)",
+    )
     flag("--redis-url", default="127.0.0.1:6379", env_aliases=["REDIS_URL"], help="Redis address")
     flag(
         "--redis-type", default="single", env_aliases=["REDIS_TYPE"], help="single|sentinel|cluster"
@@ -210,6 +219,8 @@ def from_args(
 ) -> RateLimitSettings:
     env = os.environ if environ is None else environ
     paths = repeated(args, "config") or reference_config_paths(env)
+    if args.grpc_server not in GRPC_SERVERS:
+        raise ValueError(f"--grpc-server must be lean or grpcio, not {args.grpc_server!r}")
     if args.backend not in ("memory", "redis"):
         raise ValueError(f"--backend must be memory or redis, not {args.backend!r}")
     redis = RedisSettings(
@@ -265,6 +276,7 @@ def from_args(
         http_port=args.http_port,
         admin_port=args.admin_port,
         fail_open=args.fail_open,
+        grpc_server=args.grpc_server,
         memory_max_keys=args.memory_max_keys,
         log_level=args.log_level,
     )

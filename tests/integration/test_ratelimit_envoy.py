@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from meshguard.common import envoy as cfg
+from meshguard.common.leangrpc import LeanGrpcServer
 from meshguard.common.sources import SourceFile
 from meshguard.ratelimit import grpc_api
 from meshguard.ratelimit.config import compile_sources
@@ -62,10 +63,16 @@ def limited_route() -> cfg.JsonObject:
     return route
 
 
-@pytest.fixture
-async def rls_port() -> AsyncIterator[int]:
+@pytest.fixture(params=["lean", "grpcio"])
+async def rls_port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
     config = compile_sources([SourceFile("edge.yaml", CONFIG)])
     service = RateLimitService(lambda: config, MemoryStore())
+    if request.param == "lean":
+        lean = LeanGrpcServer(grpc_api.lean_methods(service), host="127.0.0.1")
+        await lean.start()
+        yield lean.port
+        await lean.stop(None)
+        return
     server = grpc.aio.server()
     grpc_api.register(service)(server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -46,8 +46,8 @@ def wait_until(check: object, timeout: float = 15.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[dict[str, object]]:
+@pytest.fixture(params=["lean", "grpcio"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     (config_dir / "edge.yaml").write_text(CONFIG % 2)
@@ -57,7 +57,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, object]]:
         [
             sys.executable, "-m", "meshguard.cli", "ratelimit", "serve",
             "--config", str(config_dir), "--backend", "memory", "--host", "127.0.0.1",
-            "--admin-port", str(ports["admin"]),
+            "--admin-port", str(ports["admin"]), "--grpc-server", request.param,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

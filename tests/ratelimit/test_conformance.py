@@ -12,6 +12,7 @@ import pytest
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from meshguard.common.findings import FindingsError
+from meshguard.common.leangrpc import LeanGrpcServer
 from meshguard.ratelimit import grpc_api
 from meshguard.ratelimit.memory_store import MemoryStore
 from meshguard.ratelimit.model import Request, RequestError
@@ -59,17 +60,25 @@ async def direct_call(service: RateLimitService, request: Request) -> dict[str, 
 
 
 @asynccontextmanager
-async def grpc_transport() -> AsyncIterator[Call]:
-    servicer = grpc_api.RateLimitServicer(None)  # type: ignore[arg-type]
+async def grpc_transport(kind: str) -> AsyncIterator[Call]:
+    """Calls through a real gRPC server of ``kind`` (lean or grpcio) and a grpcio client."""
+    rpc = grpc_api.RateLimitRpc(None)  # type: ignore[arg-type]
+    lean = LeanGrpcServer({grpc_api.METHOD_PATH: rpc.raw}, host="127.0.0.1")
     server = grpc.aio.server()
-    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    if kind == "lean":
+        await lean.start()
+        port = lean.port
+    else:
+        servicer = grpc_api.RateLimitServicer(None)  # type: ignore[arg-type]
+        servicer.rpc = rpc
+        rls_pb2_grpc.add_RateLimitServiceServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = rls_pb2_grpc.RateLimitServiceStub(channel)
 
     async def call(service: RateLimitService, request: Request) -> dict[str, Any]:
-        servicer.service = service
+        rpc.service = service
         try:
             return pb_view(await stub.ShouldRateLimit(to_pb_request(request)))
         except grpc.aio.AioRpcError as exc:
@@ -80,6 +89,7 @@ async def grpc_transport() -> AsyncIterator[Call]:
     finally:
         await channel.close()
         await server.stop(None)
+        await lean.stop(None)
 
 
 def to_pb_request(request: Request) -> Any:
@@ -102,6 +112,7 @@ async def test_valid_scenario_in_process(scenario: Scenario) -> None:
 
 
 @pytest.mark.parametrize("scenario", VALID, ids=lambda s: s.name)
-async def test_valid_scenario_over_grpc(scenario: Scenario) -> None:
-    async with grpc_transport() as call:
+@pytest.mark.parametrize("kind", ["lean", "grpcio"])
+async def test_valid_scenario_over_grpc(scenario: Scenario, kind: str) -> None:
+    async with grpc_transport(kind) as call:
         await run_scenario(scenario, memory_stores, call)

@@ -51,6 +51,13 @@ def test_local_cache_size_in_bytes() -> None:
     assert explicit.service.local_cache_entries == 7
 
 
+def test_grpc_server_defaults_to_lean_and_is_checked() -> None:
+    assert settings({}).grpc_server == "lean"
+    assert settings({"MESHGUARD_GRPC_SERVER": "grpcio"}).grpc_server == "grpcio"
+    with pytest.raises(ValueError, match="--grpc-server"):
+        settings({}, "--grpc-server", "h3")
+
+
 def test_every_flag_and_environment_name_is_documented() -> None:
     docs = (REPO / "README.md").read_text()
     parser = argparse.ArgumentParser()
