@@ -25,10 +25,17 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from prometheus_client import Counter
 
 from meshguard.common.sources import fingerprint
 
 log = logging.getLogger(__name__)
+
+RELOAD_ERRORS = Counter(
+    "meshguard_tls_reload_errors_total",
+    "Changed TLS files that were rejected (the previous certificate kept serving).",
+    ["file"],
+)
 
 
 class TlsError(Exception):
@@ -195,6 +202,7 @@ class ReloadingTls:
             material = read_material(self.files)
             context = self._build(material)
         except TlsError as exc:
+            RELOAD_ERRORS.labels(str(self.files.paths()[0])).inc()
             log.error(
                 "TLS files rejected, keeping the previous certificate: %s",
                 exc,

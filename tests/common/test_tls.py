@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from meshguard.common.tls import (
     ClientAuth,
@@ -237,8 +238,11 @@ async def test_a_broken_replacement_keeps_the_previous_certificate(
 
     stranger = tls_ca.issue_server("c")
     write_atomic(server_tls.key, stranger.key_pem)  # half a rotation: key of c, cert of b
+    rejected = {"file": str(server_tls.cert)}
+    before = REGISTRY.get_sample_value("meshguard_tls_reload_errors_total", rejected) or 0.0
     with caplog.at_level(logging.ERROR, logger="meshguard.common.tls"):
         assert not tls.reload_if_changed()
+    assert REGISTRY.get_sample_value("meshguard_tls_reload_errors_total", rejected) == before + 1
     assert f"{server_tls.key}: private key does not match certificate" in caplog.text
     assert stranger.key_pem.decode().splitlines()[1] not in caplog.text
     assert (await handshake(port, client))[0] == cert_b.certificate
