@@ -53,9 +53,17 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 
 def render(
-    status: int, headers: tuple[tuple[str, str], ...], body: str, *, keep_alive: bool
+    status: int,
+    headers: tuple[tuple[str, str], ...],
+    body: str,
+    *,
+    keep_alive: bool,
+    head: bool = False,
 ) -> bytes:
-    """One HTTP/1.1 response; raises ValueError for a header that would split the response."""
+    """One HTTP/1.1 response; raises ValueError for a header that would split the response.
+
+    ``head``: the answer to a HEAD request, whose body is announced but never sent (the
+    client would read it as the start of the next response)."""
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
     for name, value in headers:
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
@@ -65,21 +73,22 @@ def render(
     lines.append(f"content-length: {len(data)}")
     if not keep_alive:
         lines.append("connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head else data)
 
 
 class _Templates:
     """Responses that do not depend on the request, rendered once per keep-alive choice."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, str, bool], bytes] = {}
+        self._cache: dict[tuple[int, str, bool, bool], bytes] = {}
 
-    def get(self, status: int, body: str, keep_alive: bool) -> bytes:
-        key = (status, body, keep_alive)
+    def get(self, status: int, body: str, keep_alive: bool, head: bool) -> bytes:
+        key = (status, body, keep_alive, head)
         found = self._cache.get(key)
         if found is None:
             headers = _TEXT if body else ()
-            found = self._cache[key] = render(status, headers, body, keep_alive=keep_alive)
+            found = render(status, headers, body, keep_alive=keep_alive, head=head)
+            self._cache[key] = found
         return found
 
 
@@ -136,19 +145,19 @@ def to_attributes(
     )
 
 
-def outcome_response(outcome: Outcome, keep_alive: bool) -> bytes:
+def outcome_response(outcome: Outcome, keep_alive: bool, head: bool) -> bytes:
     if not outcome.allowed:
         if not outcome.response_headers:
-            return _TEMPLATES.get(outcome.status, outcome.body, keep_alive)
+            return _TEMPLATES.get(outcome.status, outcome.body, keep_alive, head)
         headers = (*_TEXT, *outcome.response_headers)
-        return render(outcome.status, headers, outcome.body, keep_alive=keep_alive)
+        return render(outcome.status, headers, outcome.body, keep_alive=keep_alive, head=head)
     authn = outcome.authn
     if not authn.headers_to_set and not authn.headers_to_remove:
-        return _TEMPLATES.get(200, "", keep_alive)
+        return _TEMPLATES.get(200, "", keep_alive, head)
     set_names = {k for k, _ in authn.headers_to_set}
     removed = [h for h in authn.headers_to_remove if h not in set_names]
     extra = ((REMOVE_HEADER, ",".join(removed)),) if removed else ()
-    return render(200, (*authn.headers_to_set, *extra), "", keep_alive=keep_alive)
+    return render(200, (*authn.headers_to_set, *extra), "", keep_alive=keep_alive, head=head)
 
 
 class HttpAuthorization:
@@ -171,17 +180,18 @@ class HttpAuthorization:
     async def respond(self, method: str, target: str, raw: RawHeaders, keep_alive: bool) -> bytes:
         """The response bytes for one request; never raises."""
         started = time.perf_counter()
+        head = method == "HEAD"
         try:
             attrs = to_attributes(method, target, raw, self.path_prefix, self.xff_trusted_hops)
         except InvalidRequest:
             DECISIONS.labels("deny", "invalid_request").inc()
-            return _TEMPLATES.get(400, INVALID_BODY, keep_alive)
+            return _TEMPLATES.get(400, INVALID_BODY, keep_alive, head)
         try:
             outcome = await self.authorizer.check(attrs)
-            response = outcome_response(outcome, keep_alive)
+            response = outcome_response(outcome, keep_alive, head)
         except Exception:
             log.exception("authorization check failed")
-            return _TEMPLATES.get(500, "authorization check failed", keep_alive)
+            return _TEMPLATES.get(500, "authorization check failed", keep_alive, head)
         elapsed = time.perf_counter() - started
         _LATENCY.observe(elapsed)
         self.decisions.record(attrs, outcome, elapsed)
@@ -312,7 +322,7 @@ class _Connection(asyncio.Protocol):
     def _fail(self, status: int, body: str) -> None:
         """Answer a request that cannot be parsed (after any still owed), then close."""
         self._stop_reading()
-        self._enqueue(_TEMPLATES.get(status, body, False))
+        self._enqueue(_TEMPLATES.get(status, body, False, False))
 
     def _stop_reading(self) -> None:
         if self._transport is not None and not self._paused:

@@ -114,6 +114,17 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection(port: 
     assert all(b"connection: close" not in head for _, head, _ in answers)
 
 
+async def test_head_answers_announce_the_body_without_sending_it(port: int) -> None:
+    data = b"HEAD /check/internal/x HTTP/1.1\r\n" + HEAD + b"\r\n" + request("/public")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    denied = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert denied.startswith(b"HTTP/1.1 403 ") and b"content-length: 19\r\n" in denied
+    following = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    assert following == b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+
+
 async def test_connection_close_is_honoured(port: int) -> None:
     data = request("/public", b"connection: close\r\n") + request("/public")
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -186,6 +186,19 @@ async def test_decisions_through_envoy(stack: Stack, listener: str) -> None:
     assert (await stack.get(listener, "/admin/x", authorization=f"Bearer {admin}"))[0] == 200
 
 
+@pytest.mark.parametrize("listener", ["grpc", "http"])
+async def test_head_requests_keep_the_connection_usable(stack: Stack, listener: str) -> None:
+    url = f"http://127.0.0.1:{stack.proxy.listener_port(listener)}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.head(f"{url}/internal/x") as r:
+                assert r.status == 403
+            async with session.head(f"{url}/public") as r:
+                assert r.status == 200
+            async with session.get(f"{url}/internal/x") as r:
+                assert (r.status, await r.text()) == (403, "RBAC: access denied")
+
+
 async def test_fail_closed_while_down_and_recovery(stack: Stack) -> None:
     assert (await stack.get("grpc", "/public"))[0] == 200
     port = stack.runtime.grpc_ports[0]
