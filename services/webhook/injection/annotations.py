@@ -29,6 +29,7 @@ INCLUDE_INBOUND = "traffic.sidecar.meshguard.io/includeInboundPorts"
 EXCLUDE_INBOUND = "traffic.sidecar.meshguard.io/excludeInboundPorts"
 EXCLUDE_OUTBOUND = "traffic.sidecar.meshguard.io/excludeOutboundPorts"
 EXCLUDE_OUTBOUND_CIDRS = "traffic.sidecar.meshguard.io/excludeOutboundIPRanges"
+INCLUDE_OUTBOUND_CIDRS = "traffic.sidecar.meshguard.io/includeOutboundIPRanges"
 READINESS_PREFIX = "readiness.status.sidecar.meshguard.io/"
 PROXY_CONFIG = "proxy.meshguard.io/config"
 
@@ -59,6 +60,7 @@ class PodOptions:
     exclude_inbound: tuple[int, ...]
     exclude_outbound: tuple[int, ...]  # ports the app dials directly, not through Envoy
     exclude_outbound_cidrs: tuple[str, ...]  # destinations outside the mesh
+    include_outbound_cidrs: tuple[str, ...] | None  # None ('*'): every destination; (): none
     rewrite_probes: bool
     readiness: Readiness
     hold_application: bool
@@ -77,6 +79,7 @@ def parse(annotations: Mapping[str, str], config: InjectionConfig) -> PodOptions
         exclude_inbound=_ports(EXCLUDE_INBOUND, get(EXCLUDE_INBOUND, "")),
         exclude_outbound=_ports(EXCLUDE_OUTBOUND, get(EXCLUDE_OUTBOUND, "")),
         exclude_outbound_cidrs=_cidrs(EXCLUDE_OUTBOUND_CIDRS, get(EXCLUDE_OUTBOUND_CIDRS, "")),
+        include_outbound_cidrs=_include_cidrs(get(INCLUDE_OUTBOUND_CIDRS, "*")),
         rewrite_probes=_bool(REWRITE_PROBES, get(REWRITE_PROBES), config.rewrite_app_probes),
         readiness=Readiness(
             _uint(annotations, "initialDelaySeconds", 0),
@@ -115,6 +118,11 @@ def _cidrs(name: str, text: str) -> tuple[str, ...]:
             raise InjectionError(f"{name}: {part!r} is not an IPv4 CIDR") from None
         cidrs.append(str(network))
     return tuple(cidrs)
+
+
+def _include_cidrs(text: str) -> tuple[str, ...] | None:
+    # As in Istio: '*' captures every destination, an empty value none at all.
+    return None if text.strip() == "*" else _cidrs(INCLUDE_OUTBOUND_CIDRS, text)
 
 
 def _include_ports(text: str) -> tuple[int, ...] | None:

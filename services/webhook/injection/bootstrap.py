@@ -13,7 +13,8 @@ Outbound listener (``outbound_port``, loopback only): what the app dials is capt
 the init container's rules and sent to its original destination (an ``ORIGINAL_DST`` cluster)
 over mutual TLS with this workload's SVID, accepting any peer of the trust domain, so meshed
 destinations see this workload as ``source.principal``. Destinations outside the mesh are
-excluded from capture (``excludeOutboundIPRanges`` / ``excludeOutboundPorts``). Without
+excluded from capture (``excludeOutboundIPRanges`` / ``excludeOutboundPorts``, or only the
+mesh's ranges named in ``includeOutboundIPRanges``). Without
 interception, a caller names the destination in ``x-envoy-original-dst-host``.
 A last listener exposes Envoy's Prometheus stats on ``prometheus_port``.
 """

@@ -7,8 +7,10 @@ Prometheus reach them directly) and the pod's exclusions.
 Outbound (nat OUTPUT → ``MESHGUARD_OUTPUT``), Istio's shape: connections made by the proxy's
 uid return first, so Envoy's own connections (to the app on loopback, to the CA, authz and
 ratelimit, and the mTLS it originates) are never captured again (no loop); loopback
-destinations, excluded ports and excluded CIDRs return too; everything else the app dials is
-redirected to Envoy's outbound port, which originates mTLS to the original destination.
+destinations, excluded ports and excluded CIDRs return too; what is left is redirected to
+Envoy's outbound port, which originates mTLS to the original destination: every destination by
+default, or with ``include_outbound_cidrs`` only those ranges (Istio's
+``includeOutboundIPRanges``; an empty tuple captures nothing outbound).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Capture:
     exclude_ports: tuple[int, ...]  # inbound: sidecar ports + the pod's exclusions
     exclude_outbound_ports: tuple[int, ...] = ()
     exclude_outbound_cidrs: tuple[str, ...] = ()
+    include_outbound_cidrs: tuple[str, ...] | None = None  # None: every destination
 
 
 def commands(capture: Capture, iptables: str = "iptables") -> list[list[str]]:
@@ -71,7 +74,11 @@ def _outbound(capture: Capture, nat: list[str]) -> list[list[str]]:
         rules.append([*chain, "-p", "tcp", "--dport", str(port), "-j", "RETURN"])
     for cidr in sorted(set(capture.exclude_outbound_cidrs)):
         rules.append([*chain, "-d", cidr, "-j", "RETURN"])
-    rules.append([*chain, "-j", OUT_REDIRECT_CHAIN])
+    if capture.include_outbound_cidrs is None:
+        rules.append([*chain, "-j", OUT_REDIRECT_CHAIN])
+    else:
+        for cidr in sorted(set(capture.include_outbound_cidrs)):
+            rules.append([*chain, "-d", cidr, "-j", OUT_REDIRECT_CHAIN])
     return rules
 
 

@@ -59,6 +59,7 @@ def _init_container(options: PodOptions, config: InjectionConfig) -> dict[str, A
         exclude_ports=sidecar_ports(config) + options.exclude_inbound,
         exclude_outbound_ports=options.exclude_outbound,
         exclude_outbound_cidrs=options.exclude_outbound_cidrs,
+        include_outbound_cidrs=options.include_outbound_cidrs,
     )
     return {
         "name": INIT_CONTAINER,

@@ -51,3 +51,21 @@ def test_script_stops_on_the_first_error() -> None:
     text = script(Capture(15006, 15001, 1337, None, ()))
     assert text.startswith("set -eu\n")
     assert "iptables -t nat -N MESHGUARD_INBOUND" in text
+
+
+def test_included_outbound_ranges_only() -> None:
+    capture = Capture(15006, 15001, 1337, None, (), (53,), ("10.96.0.1/32",), ("10.0.0.0/8",))
+    output = [r for r in _rules(capture) if r.startswith("-A MESHGUARD_OUTPUT")]
+    assert output == [
+        "-A MESHGUARD_OUTPUT -m owner --uid-owner 1337 -j RETURN",
+        "-A MESHGUARD_OUTPUT -d 127.0.0.1/32 -j RETURN",
+        "-A MESHGUARD_OUTPUT -p tcp --dport 53 -j RETURN",
+        "-A MESHGUARD_OUTPUT -d 10.96.0.1/32 -j RETURN",  # exclusions still win
+        "-A MESHGUARD_OUTPUT -d 10.0.0.0/8 -j MESHGUARD_REDIRECT",  # no catch-all after it
+    ]
+
+
+def test_empty_outbound_ranges_capture_nothing_outbound() -> None:
+    rules = _rules(Capture(15006, 15001, 1337, None, (), include_outbound_cidrs=()))
+    assert not [r for r in rules if r.startswith("-A MESHGUARD_OUTPUT -") and "REDIRECT" in r]
+    assert "-A MESHGUARD_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006" in rules

@@ -70,6 +70,8 @@ def test_already_injected_pod_is_left_alone() -> None:
     [
         ("sidecar.meshguard.io/proxyCPU", "lots"),
         ("traffic.sidecar.meshguard.io/excludeOutboundIPRanges", "10.0.0.0/8,not-a-cidr"),
+        ("traffic.sidecar.meshguard.io/includeOutboundIPRanges", "*,10.0.0.0/8"),
+        ("traffic.sidecar.meshguard.io/includeOutboundIPRanges", "10.0.0.0/33"),
     ],
 )
 def test_invalid_annotation_is_refused_with_its_name(name: str, value: str) -> None:
@@ -85,6 +87,35 @@ def test_excluded_outbound_ranges_reach_the_init_container() -> None:
     patch = json.loads(base64.b64decode(mutate_review(_review(pod))["response"]["patch"]))
     text = json.dumps(patch)
     assert "-d 10.96.0.0/12 -j RETURN" in text and "-d 192.168.1.1/32 -j RETURN" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "redirects"),
+    [
+        ("10.0.0.1/8, 172.16.0.0/12", ["-d 10.0.0.0/8 -j MESHGUARD_REDIRECT",
+                                       "-d 172.16.0.0/12 -j MESHGUARD_REDIRECT"]),
+        ("*", ["-A MESHGUARD_OUTPUT -j MESHGUARD_REDIRECT"]),
+        ("", []),
+    ],
+)  # fmt: skip
+def test_included_outbound_ranges_reach_the_init_container(
+    value: str, redirects: list[str]
+) -> None:
+    annotation = "traffic.sidecar.meshguard.io/includeOutboundIPRanges"
+    pod = {**POD, "metadata": {"annotations": {annotation: value}}}
+    patch = json.loads(base64.b64decode(mutate_review(_review(pod))["response"]["patch"]))
+    init = next(
+        c
+        for op in patch
+        if op["path"] == "/spec/initContainers"
+        for c in op["value"]
+        if c["name"] == "meshguard-init"
+    )
+    lines = init["command"][2].splitlines()
+    assert [line for line in lines if line.endswith("MESHGUARD_REDIRECT") and "OUTPUT" in line] == [
+        f"iptables -t nat -A MESHGUARD_OUTPUT {r.removeprefix('-A MESHGUARD_OUTPUT ')}"
+        for r in redirects
+    ]
 
 
 def test_operations_other_than_create_and_missing_objects_pass() -> None:
