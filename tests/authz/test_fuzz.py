@@ -15,6 +15,7 @@ from meshguard.authz.authorizer import Authorizer
 from meshguard.authz.compiler import Context, EngineOptions
 from meshguard.authz.decision_log import DecisionLog
 from meshguard.authz.grpc_api import AuthorizationServicer
+from meshguard.authz.http_api import HttpAuthorization
 from meshguard.authz.keys import KeySet
 from meshguard.authz.model import JWTRule
 from meshguard.authz.validation import VALIDATORS
@@ -140,3 +141,55 @@ def test_any_check_request_gets_a_decision(fields: dict[str, Any]) -> None:
         h.headers["x-forwarded-for"] = fields["xff"]
     response = external_auth_pb2.CheckResponse.FromString(asyncio.run(SERVICER.Check(req, None)))
     assert response.status.code in (0, 3, 7, 16)
+
+
+class _Transport:
+    """Collects what an HTTP connection writes, without a socket."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "wrote after closing"
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+HTTP_SERVICE = HttpAuthorization(SERVICER.authorizer, DecisionLog(deny_rate=0.0))
+REQUEST_PIECES = st.sampled_from(
+    [
+        b"GET /a HTTP/1.1\r\n", b"POST /b?x=1 HTTP/1.0\r\n", b"HEAD / HTTP/1.1\r\n",
+        b"host: h\r\n", b"x-meshguard-labels: a=b\r\n", b"x-meshguard-labels: nope\r\n",
+        b"x-meshguard-source-ip: 1.2.3.4\r\n", b"x-meshguard-destination-port: x\r\n",
+        b"content-length: 3\r\n", b"transfer-encoding: chunked\r\n", b"connection: close\r\n",
+        b"\r\n", b"abc", b"3\r\nabc\r\n0\r\n\r\n", b"\x00\xff", b" \t", b":",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks=st.lists(st.one_of(REQUEST_PIECES, st.binary(max_size=20)), max_size=30))
+def test_any_bytes_on_the_http_flavour_get_answers_or_a_close(chunks: list[bytes]) -> None:
+    async def feed() -> _Transport:
+        transport = _Transport()
+        connection = HTTP_SERVICE.connection()
+        connection.connection_made(transport)  # type: ignore[arg-type]
+        for chunk in chunks:
+            if transport.closed:
+                break
+            connection.data_received(chunk)
+        connection.connection_lost(None)
+        return transport
+
+    transport = asyncio.run(feed())
+    answers = transport.written.split(b"HTTP/1.1 ")[1:]
+    assert all(a[:3] in (b"200", b"400", b"403", b"413") for a in answers), transport.written
