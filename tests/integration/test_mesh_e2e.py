@@ -116,6 +116,8 @@ class Mesh:
     clients: dict[str, Any]
     inbound_port: int
     app_port: int
+    config: InjectionConfig
+    agents: dict[str, Agent]
 
     async def get(self, session: aiohttp.ClientSession, who: str, path: str = "/") -> int:
         port = self.clients[who].listener_port("out")
@@ -126,7 +128,7 @@ class Mesh:
 @pytest.fixture
 async def app_port() -> AsyncIterator[int]:
     async def hello(request: web.Request) -> web.Response:
-        return web.json_response({"xfcc": request.headers.get("x-forwarded-client-cert", "")})
+        return web.json_response({"headers": dict(request.headers)})
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", hello)
@@ -163,21 +165,23 @@ async def _agent(ca: RunningCa, directory: Path, account: str) -> Agent:
     return agent
 
 
-def generated_bootstrap(config: InjectionConfig, app_port: int, mode: str) -> dict[str, Any]:
+def generated_bootstrap(
+    config: InjectionConfig, app_port: int, mode: str, account: str = "web"
+) -> dict[str, Any]:
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": "web-1",
-            "labels": {"app": "web"},
+            "name": f"{account}-1",
+            "labels": {"app": account},
             "annotations": {
                 "sidecar.meshguard.io/interceptionMode": "NONE",
                 "sidecar.meshguard.io/mtlsMode": mode,
             },
         },
         "spec": {
-            "serviceAccountName": "web",
-            "containers": [{"name": "web", "image": "w", "ports": [{"containerPort": app_port}]}],
+            "serviceAccountName": account,
+            "containers": [{"name": account, "image": "w", "ports": [{"containerPort": app_port}]}],
         },
     }
     proxy = next(
@@ -220,7 +224,7 @@ async def start_mesh(
         name: await envoy(client_bootstrap(agents[name].config.output_dir, config.inbound_port))
         for name in ("frontend", "other")
     }
-    return Mesh(ca, server, agents["web"], clients, config.inbound_port, app_port)
+    return Mesh(ca, server, agents["web"], clients, config.inbound_port, app_port, config, agents)
 
 
 @pytest.fixture
@@ -305,3 +309,28 @@ async def test_permissive_plain_text_reaches_authz_without_principal(
         async with session.get(f"http://127.0.0.1:{mesh.inbound_port}/") as response:
             assert response.status == 403
         assert await mesh.get(session, "other") == 403
+
+
+async def test_generated_outbound_listener_names_the_destination_by_header(
+    mesh_factory: Callable[[str], Any], envoy: EnvoyFactory, free_port: Callable[[], int]
+) -> None:
+    """Without interception the caller names the destination; the app never sees that header."""
+    mesh: Mesh = await mesh_factory("STRICT")
+    config = dataclasses.replace(
+        mesh.config,
+        inbound_port=free_port(),
+        outbound_port=free_port(),
+        admin_port=free_port(),
+        prometheus_port=free_port(),
+        sds_dir=str(mesh.agents["frontend"].config.output_dir),
+    )
+    frontend = await envoy(generated_bootstrap(config, free_port(), "STRICT", "frontend"))
+    destination = {"x-envoy-original-dst-host": f"127.0.0.1:{mesh.inbound_port}"}
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{config.outbound_port}/hello"
+        async with session.get(url, headers=destination) as response:
+            assert response.status == 200, await response.text()
+            seen = {k.lower(): v for k, v in (await response.json())["headers"].items()}
+    assert f"URI={FRONTEND}" in seen["x-forwarded-client-cert"]
+    assert "x-envoy-original-dst-host" not in seen
+    assert frontend.stats()["cluster.outbound|original-dst.upstream_rq_200"] == 1

@@ -15,7 +15,8 @@ over mutual TLS with this workload's SVID, accepting any peer of the trust domai
 destinations see this workload as ``source.principal``. Destinations outside the mesh are
 excluded from capture (``excludeOutboundIPRanges`` / ``excludeOutboundPorts``, or only the
 mesh's ranges named in ``includeOutboundIPRanges``). Without
-interception, a caller names the destination in ``x-envoy-original-dst-host``.
+interception, a caller names the destination in ``x-envoy-original-dst-host``; the inbound
+listener strips that header before the app.
 A last listener exposes Envoy's Prometheus stats on ``prometheus_port``.
 """
 
@@ -38,6 +39,7 @@ _HTTP2 = {
     }
 }
 AUTHZ_CLUSTER = "meshguard-authz"
+DESTINATION_HEADER = "x-envoy-original-dst-host"
 OUTBOUND_CLUSTER = "outbound|original-dst"
 RATELIMIT_CLUSTER = "meshguard-ratelimit"
 
@@ -193,6 +195,10 @@ def _http_manager(workload: Workload, config: InjectionConfig, port: int) -> Jso
             "set_current_client_cert_details": {"uri": True},
             "route_config": {
                 "name": f"inbound-{port}",
+                # Steering for the caller's sidecar only; the app must not see (or trust) it.
+                # Envoy reads it when picking the upstream host, so the outbound side cannot
+                # drop it at the route: the receiving side does.
+                "request_headers_to_remove": [DESTINATION_HEADER],
                 "virtual_hosts": [{"name": "app", "domains": ["*"], "routes": [route]}],
             },
             "http_filters": [ext_authz, ratelimit, router],

@@ -50,6 +50,8 @@ def test_permissive_adds_plain_chains_and_context_extensions() -> None:
     route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
     extensions = route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]["check_settings"]
     assert extensions["context_extensions"] == {"namespace": "shop", "labels": "app=web,version=v1"}
+    # The caller's steering header stops at the sidecar (end to end: test_mesh_e2e.py).
+    assert hcm["route_config"]["request_headers_to_remove"] == ["x-envoy-original-dst-host"]
     assert [f["name"] for f in hcm["http_filters"]] == [
         "envoy.filters.http.ext_authz",
         "envoy.filters.http.ratelimit",
