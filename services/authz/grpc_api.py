@@ -20,6 +20,7 @@ from meshguard.authz.authorizer import Authorizer, Outcome
 from meshguard.authz.checkrequest import InvalidRequest, to_attributes
 from meshguard.authz.decision_log import DecisionLog
 from meshguard.authz.metrics import DECISIONS, LATENCY
+from meshguard.common.leangrpc import GrpcError, Handler
 
 SERVICE_NAME = "envoy.service.auth.v3.Authorization"
 METADATA_NAMESPACE = "meshguard"
@@ -122,6 +123,22 @@ class AuthorizationServicer:
         _LATENCY.observe(elapsed)
         self.decisions.record(attrs, outcome, elapsed)
         return self._responses.get(outcome)
+
+
+METHOD_PATH = f"/{SERVICE_NAME}/Check"
+
+
+def lean_methods(servicer: AuthorizationServicer) -> dict[str, Handler]:
+    """The ``methods`` for :meth:`ServiceRuntime.add_lean_grpc` (raw bytes in and out)."""
+
+    async def check(data: bytes) -> bytes:
+        try:
+            request = external_auth_pb2.CheckRequest.FromString(data)
+        except Exception:  # protobuf's DecodeError is not typed
+            raise GrpcError(grpc.StatusCode.INVALID_ARGUMENT, "bad CheckRequest") from None
+        return await servicer.Check(request, None)
+
+    return {METHOD_PATH: check}
 
 
 def _serialised(response: bytes) -> bytes:

@@ -69,7 +69,12 @@ def build_runtime(settings: AuthzSettings) -> ServiceRuntime:
     runtime.add_store(store)
     runtime.add_background(_closing(jwks))
     servicer = grpc_api.AuthorizationServicer(authorizer, decisions, settings.xff_trusted_hops)
-    runtime.add_grpc(settings.grpc_port, grpc_api.register(servicer), [grpc_api.SERVICE_NAME])
+    if settings.grpc_server == "lean":
+        runtime.add_lean_grpc(
+            settings.grpc_port, grpc_api.lean_methods(servicer), [grpc_api.SERVICE_NAME]
+        )
+    else:
+        runtime.add_grpc(settings.grpc_port, grpc_api.register(servicer), [grpc_api.SERVICE_NAME])
     if settings.http_port is not None:
         http = HttpAuthorization(
             authorizer,

@@ -25,11 +25,21 @@ class AuthzSettings:
     log_deny_sample: float
     jwks_refresh_interval: float
     event_loop: str = "auto"
+    grpc_server: str = "lean"  # "lean" (meshguard.common.leangrpc) or "grpcio" (grpc.aio)
+
+
+GRPC_SERVERS = ("lean", "grpcio")
 
 
 def _event_loop(text: str) -> str:
     if text not in eventloop.CHOICES:
         raise ValueError(f"event loop must be one of {', '.join(eventloop.CHOICES)}, got {text}")
+    return text
+
+
+def _grpc_server(text: str) -> str:
+    if text not in GRPC_SERVERS:
+        raise ValueError(f"gRPC server must be one of {', '.join(GRPC_SERVERS)}, got {text}")
     return text
 
 
@@ -89,6 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_event_loop,
         help="asyncio event loop: uvloop when installed (auto), or force one",
     )
+    add_flag(
+        parser,
+        "--grpc-server",
+        default="lean",
+        type=_grpc_server,
+        help="lean (unary h2c server, far less CPU per call) or grpcio (adds reflection)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> AuthzSettings:
@@ -112,4 +129,5 @@ def from_args(args: argparse.Namespace) -> AuthzSettings:
         log_deny_sample=args.log_deny_sample,
         jwks_refresh_interval=args.jwks_refresh_interval,
         event_loop=args.event_loop,
+        grpc_server=args.grpc_server,
     )

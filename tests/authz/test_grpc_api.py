@@ -56,10 +56,12 @@ def settings(policy_dir: Path, **overrides: Any) -> AuthzSettings:
     return AuthzSettings(**{**{f: getattr(base, f) for f in base.__slots__}, **overrides})
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[tuple[ServiceRuntime, Path]]:
+@pytest.fixture(params=["lean", "grpcio"])
+async def running(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[ServiceRuntime, Path]]:
     (tmp_path / "policies.yaml").write_text(POLICIES)
-    runtime = build_runtime(settings(tmp_path))
+    runtime = build_runtime(settings(tmp_path, grpc_server=request.param))
     await runtime.start()
     yield runtime, tmp_path
     await runtime.stop()
@@ -156,3 +158,15 @@ def test_responses_are_reused_per_decision_shape() -> None:
         == "a"
     )
     assert cache.get(unauthenticated) is not once  # per-request headers are never kept
+
+
+async def test_undecodable_request_is_invalid_argument(
+    running: tuple[ServiceRuntime, Path],
+) -> None:
+    runtime, _ = running
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc_ports[0]}") as channel:
+        check = channel.unary_unary(grpc_api.METHOD_PATH)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await check(b"\xff\xff\xff", timeout=5)
+    # lean: INVALID_ARGUMENT; grpc.aio reports its deserializer's failure as UNKNOWN.
+    assert failed.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN)
