@@ -16,7 +16,7 @@ from meshguard.ratelimit.settings import from_args
 from meshguard.webhook.ca.settings import from_args as ca_settings
 from meshguard.webhook.injection.settings import from_args as injection_settings
 from tests.chart import settings_schema
-from tests.chart.helm import CHART, NAMESPACE, Helm, HelmError, container, find, one
+from tests.chart.helm import CHART, NAMESPACE, Helm, container, find, one
 from tests.chart.toggles import TOGGLES
 
 Rendered = dict[str, list[dict[str, Any]]]
@@ -151,11 +151,16 @@ def test_mesh_ca_serves_the_mounted_key_and_publishes_its_root(
     assert (ca.grpc_port, ca.admin_port) == (ports["grpc-ca"], ports["http-admin"])
 
 
-def test_root_publishing_refuses_a_label_the_ca_does_not_watch(helm: Helm) -> None:
-    relabelled = {"webhook": {"injection": {"namespaceLabel": "mesh"}}}
-    with pytest.raises(HelmError, match="injector selects mesh=enabled"):
-        helm.template(relabelled)
-    helm.template({**relabelled, "meshCA": {"publishRootCert": False}})
+def test_root_publishing_follows_the_injection_label(helm: Helm) -> None:
+    """The CA publishes where the chart's injection webhook selects, whatever the label."""
+    relabelled = helm.template({"webhook": {"injection": {"namespaceLabel": "mesh"}}})
+    webhook = one(relabelled, "MutatingWebhookConfiguration")["webhooks"][0]
+    label = next(
+        e for e in webhook["namespaceSelector"]["matchExpressions"] if e["operator"] == "In"
+    )
+    ca = ca_settings(_parse(container(one(relabelled, "Deployment", "-ca"))["args"]))
+    assert ca.publish_root_cert_selectors == (f"{label['key']}={label['values'][0]}",)
+    assert ca.publish_root_cert_selectors == ("mesh=enabled",)
 
 
 def test_injector_points_sidecars_at_the_charts_services(rendered: Rendered) -> None:

@@ -20,6 +20,7 @@ class FakeApiServer:
         self.auth: set[str] = set()
         self.version = 0
         self.refuse_writes: set[str] = set()  # namespaces whose writes get 403
+        self.selectors: list[str] = []  # every labelSelector listed, in order
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -31,11 +32,12 @@ class FakeApiServer:
 
     async def list_namespaces(self, request: web.Request) -> web.Response:
         self.auth.add(request.headers.get("Authorization", ""))
-        key, _, value = request.query["labelSelector"].partition("=")
+        selector = request.query["labelSelector"]
+        self.selectors.append(selector)
         items = [
             {"metadata": {"name": name, "labels": labels}}
             for name, labels in self.namespaces.items()
-            if labels.get(key) == value
+            if selects(selector, labels)
         ]
         return web.json_response({"items": items})
 
@@ -65,6 +67,27 @@ class FakeApiServer:
         self.configmaps[(ns, body["metadata"]["name"])] = body
         self.writes.append(f"{verb} {ns}")
         return web.json_response(body, status=status)
+
+
+def selects(selector: str, labels: dict[str, str]) -> bool:
+    """The API server's equality-based selectors: ``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``.
+
+    Every comma-separated requirement must hold; ``k!=v`` also matches when ``k`` is absent.
+    """
+    for requirement in selector.split(","):
+        if "!=" in requirement:
+            key, value = requirement.split("!=")
+            ok = labels.get(key) != value
+        elif "=" in requirement:
+            key, value = requirement.replace("==", "=").split("=")
+            ok = labels.get(key) == value
+        elif requirement.startswith("!"):
+            ok = requirement[1:] not in labels
+        else:
+            ok = requirement in labels
+        if not ok:
+            return False
+    return True
 
 
 async def serve(fake: FakeApiServer) -> AsyncIterator[str]:

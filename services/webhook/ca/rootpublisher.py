@@ -3,7 +3,9 @@
 Sidecars must verify the CA before they send it a token, so the root has to reach the pod by a
 channel that is already trusted: the Kubernetes API. As istiod does with
 ``istio-ca-root-cert``, the CA (which holds the root) writes the ConfigMap into every namespace
-labelled for injection; the injected pod mounts it. The loop resyncs on an interval, which also
+where pods can be injected (by default the injector's own namespace selection, see
+:func:`meshguard.webhook.injection.decision.namespace_selectors`; the chart passes the
+selector its webhook uses); the injected pod mounts it. The loop resyncs on an interval, which also
 repairs edited or deleted copies and picks up newly labelled namespaces and a rotated root.
 """
 
@@ -12,17 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from meshguard.webhook.ca.tokenreview import IN_CLUSTER_TOKEN
+from meshguard.webhook.injection.decision import SYSTEM_NAMESPACES, namespace_selectors
 
 log = logging.getLogger(__name__)
 CONFIGMAP = "meshguard-ca-root-cert"
 DATA_KEY = "root-cert.pem"
-INJECTION_SELECTOR = "meshguard-injection=enabled"
+INJECTION_SELECTORS = namespace_selectors()
 
 
 class RootCertPublisher:
@@ -33,26 +37,22 @@ class RootCertPublisher:
         *,
         credential_file: Path = IN_CLUSTER_TOKEN,
         ssl_context: ssl.SSLContext | None = None,
-        selector: str = INJECTION_SELECTOR,
+        selectors: Sequence[str] = INJECTION_SELECTORS,
         interval: float = 30.0,
     ) -> None:
         self._api = api_url.rstrip("/")
         self.root_pem = root_pem
         self._credential_file = credential_file
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-        self._selector = selector
+        self._selectors = tuple(selectors)
         self._interval = interval
 
     async def sync_once(self) -> list[str]:
         """Bring every selected namespace's ConfigMap up to date; returns the ones written."""
         headers = {"Authorization": f"Bearer {self._credential_file.read_text().strip()}"}
         async with aiohttp.ClientSession(headers=headers) as http:
-            namespaces = await self._json(
-                http, "GET", "/api/v1/namespaces", params={"labelSelector": self._selector}
-            )
             written = []
-            for item in namespaces.get("items") or []:
-                name = item["metadata"]["name"]
+            for name in await self._namespaces(http):
                 try:
                     if await self._upsert(http, name):
                         written.append(name)
@@ -64,6 +64,17 @@ class RootCertPublisher:
                         extra={"namespace": name, "status": exc.status, "error": exc.message},
                     )
             return written
+
+    async def _namespaces(self, http: aiohttp.ClientSession) -> list[str]:
+        """Names matching any selector (a label selector cannot OR), system ones left out."""
+        names: dict[str, None] = {}
+        for selector in self._selectors:
+            found = await self._json(
+                http, "GET", "/api/v1/namespaces", params={"labelSelector": selector}
+            )
+            items = found.get("items") or []
+            names.update(dict.fromkeys(item["metadata"]["name"] for item in items))
+        return [name for name in names if name not in SYSTEM_NAMESPACES]
 
     async def run(self) -> None:
         while True:

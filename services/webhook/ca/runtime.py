@@ -67,7 +67,10 @@ def build_runtime(settings: CaSettings) -> ServiceRuntime:
     runtime.add_grpc(settings.grpc_port, service.register, [SERVICE_NAME], credentials=credentials)
     if settings.publish_root_cert:
         publisher = RootCertPublisher(
-            settings.kube_api, issuer.root_bundle, ssl_context=_kube_api_ssl()
+            settings.kube_api,
+            issuer.root_bundle,
+            ssl_context=_kube_api_ssl(),
+            selectors=settings.publish_root_cert_selectors,
         )
         runtime.add_background(publisher.run)
     return runtime

@@ -8,6 +8,7 @@ import datetime
 from pathlib import Path
 
 from meshguard.common.settings import add_flag, repeated
+from meshguard.webhook.ca.rootpublisher import INJECTION_SELECTORS
 
 _DEFAULT_HOSTS = ["meshguard-ca.meshguard-system.svc", "localhost", "127.0.0.1"]
 
@@ -31,6 +32,7 @@ class CaSettings:
     kube_api: str
     serving_hosts: tuple[str, ...]
     publish_root_cert: bool = False
+    publish_root_cert_selectors: tuple[str, ...] = INJECTION_SELECTORS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         boolean=True,
         default=False,
         help="write ConfigMap meshguard-ca-root-cert into namespaces labelled for injection",
+    )
+    add_flag(
+        parser,
+        "--publish-root-cert-selectors",
+        default=";".join(INJECTION_SELECTORS),
+        help="label selectors of the namespaces to publish into, ';' between selectors that are "
+        "OR-ed (a selector has commas of its own); default: where the injector can inject",
     )
     add_flag(parser, "--kube-api", default="https://kubernetes.default.svc", help="API server")
     add_flag(
@@ -101,4 +110,12 @@ def from_args(args: argparse.Namespace) -> CaSettings:
         kube_api=args.kube_api,
         serving_hosts=tuple(repeated(args, "serving_host") or _DEFAULT_HOSTS),
         publish_root_cert=args.publish_root_cert,
+        publish_root_cert_selectors=_selectors(args.publish_root_cert_selectors),
     )
+
+
+def _selectors(text: str) -> tuple[str, ...]:
+    selectors = tuple(part.strip() for part in text.split(";") if part.strip())
+    if not selectors:
+        raise SystemExit("--publish-root-cert-selectors needs at least one label selector")
+    return selectors

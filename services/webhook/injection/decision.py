@@ -73,6 +73,22 @@ def webhook_selects(
     return False
 
 
+def namespace_selectors(revision: str = "default") -> tuple[str, ...]:
+    """Label selectors, OR-ed, of the namespaces where rows 1-5 can send a pod to ``/mutate``.
+
+    The same rows as :func:`webhook_selects`, for whoever must prepare such namespaces before
+    their pods start (the CA's root bundle): labelled namespaces, and unlabelled ones, whose
+    pods may opt in one by one (row 4). The injector never injects in system namespaces
+    (row 9), which a selector cannot say by name.
+    """
+    not_istio = "istio-injection!=enabled,!istio.io/rev"
+    return (
+        f"{NAMESPACE_LABEL}=enabled,{not_istio}",
+        f"!{NAMESPACE_LABEL},{REVISION_LABEL}={revision},{not_istio}",
+        f"!{NAMESPACE_LABEL},!{REVISION_LABEL},{not_istio}",
+    )
+
+
 def decide(pod: Mapping[str, Any], namespace: str, policy: str = "enabled") -> Decision:
     """Rows 6-11, on the pod as the API server sent it."""
     spec = pod.get("spec") or {}

@@ -8,6 +8,7 @@ import datetime
 import pytest
 
 from meshguard.webhook.ca import settings
+from meshguard.webhook.injection.decision import namespace_selectors
 
 
 def _parse(*argv: str) -> settings.CaSettings:
@@ -44,3 +45,14 @@ def test_explicit_ttls_and_hosts() -> None:
 def test_inconsistent_settings_are_refused(argv: tuple[str, ...]) -> None:
     with pytest.raises(SystemExit):
         _parse(*argv)
+
+
+def test_root_publishing_selectors() -> None:
+    default = _parse("--generated-root-dir", "/x").publish_root_cert_selectors
+    assert default == namespace_selectors()
+    given = _parse(
+        "--generated-root-dir", "/x", "--publish-root-cert-selectors", "mesh=enabled; team=x,!a"
+    )
+    assert given.publish_root_cert_selectors == ("mesh=enabled", "team=x,!a")
+    with pytest.raises(SystemExit):
+        _parse("--generated-root-dir", "/x", "--publish-root-cert-selectors", " ; ")
