@@ -63,9 +63,15 @@ def stack() -> Iterator[Stack]:
         assert time.monotonic() - started < STARTUP_BUDGET
         yield Stack(proc, "".join(lines))
     finally:
+        # SIGTERM lets `meshguard up` stop its children (the agents stop their Envoys); a
+        # SIGKILL would orphan the whole stack and its inotify watches.
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_authz_decisions_through_envoy(stack: Stack) -> None:
