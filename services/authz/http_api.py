@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import socket
 import time
 from types import MappingProxyType
 from typing import Final, cast
@@ -200,33 +199,41 @@ class HttpAuthorization:
     def connection(self) -> _Connection:
         return _Connection(self)
 
-    def listen(self, host: str, port: int) -> Listener:
-        """Bind now (so the port is known and connections queue before serving starts)."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=1024)
-        sock.setblocking(False)
-        return Listener(self, sock)
+    def server(self, host: str, port: int) -> HttpServer:
+        return HttpServer(self, host, port)
 
 
-class Listener:
-    """A bound socket that :meth:`serve` (a ServiceRuntime background task) answers on."""
+class HttpServer:
+    """The listening side, run by the ServiceRuntime (``add_http_server``): drains in-flight
+    checks on stop like the runtime's other servers."""
 
-    def __init__(self, service: HttpAuthorization, sock: socket.socket) -> None:
+    def __init__(self, service: HttpAuthorization, host: str, port: int) -> None:
         self.service = service
-        self.socket = sock
-        self.port: int = sock.getsockname()[1]
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
 
-    async def serve(self) -> None:
-        """Serve until cancelled; then stop accepting and close every connection."""
+    async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(self.service.connection, sock=self.socket)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            server.close()
-            for connection in list(self.service.connections):
-                connection.close()
-            await server.wait_closed()
+        self._server = await loop.create_server(
+            self.service.connection, self.host, self.port, backlog=1024
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting; answer what is in flight (up to ``grace`` seconds); close."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        deadline = asyncio.get_running_loop().time() + grace
+        while any(c.busy for c in self.service.connections):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        for connection in list(self.service.connections):
+            connection.close()
+        await server.wait_closed()
 
 
 class _HeadTooLarge(Exception):
@@ -285,6 +292,11 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    @property
+    def busy(self) -> bool:
+        """A check is being decided or queued behind one: closing now would lose an answer."""
+        return self._waiting is not None or bool(self._queue)
 
     # -- httptools callbacks --------------------------------------------------------------------
 

@@ -82,5 +82,5 @@ def build_runtime(settings: AuthzSettings) -> ServiceRuntime:
             path_prefix=settings.http_path_prefix,
             xff_trusted_hops=settings.xff_trusted_hops,
         )
-        runtime.add_background(http.listen(settings.host, settings.http_port).serve)
+        runtime.add_http_server(http.server(settings.host, settings.http_port))
     return runtime

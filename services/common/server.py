@@ -62,6 +62,20 @@ class _GrpcEndpoint:
         self.health = HealthServicer()
 
 
+class ManagedServer(Protocol):
+    """A server the runtime starts and drains that is neither grpc.aio nor aiohttp (e.g. a lean
+    asyncio protocol): ``port`` is the bound port once ``start`` returned."""
+
+    @property
+    def port(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let in-flight requests finish within ``grace`` seconds, close."""
+        ...
+
+
 class _LeanGrpcEndpoint:
     def __init__(self, port: int, methods: Mapping[str, Handler], service_names: Sequence[str]):
         self.port = port
@@ -101,6 +115,7 @@ class ServiceRuntime:
         self._grpc: list[_GrpcEndpoint] = []
         self._lean: list[_LeanGrpcEndpoint] = []
         self._http: list[_HttpEndpoint] = [_HttpEndpoint(self.admin_app, admin_port, None)]
+        self._managed_http: list[ManagedServer] = []
         self._stores: list[DescribedStore] = []
         self._background: list[BackgroundTask] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -132,6 +147,10 @@ class ServiceRuntime:
     ) -> None:
         self._http.append(_HttpEndpoint(app, port, ssl_context))
 
+    def add_http_server(self, server: ManagedServer) -> None:
+        """Serve an HTTP server of its own (listed in :attr:`http_ports`, drained on stop)."""
+        self._managed_http.append(server)
+
     def add_store(self, store: DescribedStore) -> None:
         """Expose ``store`` on ``/config``, gate readiness on it and watch it while running."""
         self._stores.append(store)
@@ -150,8 +169,9 @@ class ServiceRuntime:
 
     @property
     def http_ports(self) -> list[int]:
-        """Ports of the apps added with :meth:`add_http`, in order (admin excluded)."""
-        return [e.port for e in self._http[1:]]
+        """Ports of the apps added with :meth:`add_http`, then of the servers added with
+        :meth:`add_http_server`, each in order (admin excluded)."""
+        return [e.port for e in self._http[1:]] + [s.port for s in self._managed_http]
 
     @property
     def admin_port(self) -> int:
@@ -170,6 +190,8 @@ class ServiceRuntime:
             lean.port = lean.server.port
         for http in self._http:
             await self._start_http(http)
+        for managed in self._managed_http:
+            await managed.start()
         self._tasks = [asyncio.create_task(task()) for task in self._background]
         self.ready = True
         log.info(
@@ -218,6 +240,7 @@ class ServiceRuntime:
         await asyncio.gather(
             *(e.server.stop(self.grace_period) for e in self._grpc if e.server is not None),
             *(e.server.stop(self.grace_period) for e in self._lean if e.server is not None),
+            *(managed.stop(self.grace_period) for managed in self._managed_http),
         )
         for http in reversed(self._http):
             if http.runner is not None:

@@ -218,10 +218,10 @@ def test_serves_on_uvloop() -> None:
 async def suspended_check_keeps_order() -> None:
     authorizer = SlowFirst()
     service = http_api.HttpAuthorization(authorizer, DecisionLog(), path_prefix="/check")
-    listener = service.listen("127.0.0.1", 0)
-    serving = asyncio.create_task(listener.serve())
+    server = service.server("127.0.0.1", 0)
+    await server.start()
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(request("/slow") + request("/fast"))
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.2)
@@ -234,6 +234,27 @@ async def suspended_check_keeps_order() -> None:
         assert received.index(b"403 Forbidden") < received.index(b"200 OK")
         writer.close()
     finally:
-        serving.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await serving
+        await server.stop(1.0)
+
+
+async def test_stop_answers_checks_in_flight_then_refuses_connections() -> None:
+    """SIGTERM drain: a check waiting (e.g. on a JWKS fetch) still gets its answer."""
+    authorizer = SlowFirst()
+    service = http_api.HttpAuthorization(authorizer, DecisionLog(), path_prefix="/check")
+    server = service.server("127.0.0.1", 0)
+    await server.start()
+    port = server.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request("/slow"))
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(server.stop(5.0))
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop waits for the check in flight"
+    authorizer.release.set()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 403")
+    await asyncio.wait_for(stopping, 5)
+    writer.close()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)

@@ -122,3 +122,36 @@ async def test_sigterm_drains_in_flight_calls(slow_service: subprocess.Popen[str
     assert time.monotonic() - started < 5.0, "exit within the grace period"
     with pytest.raises(grpc.aio.AioRpcError):
         await call_wait(ports["grpc"], 0)
+
+
+class RecordingServer:
+    """A ManagedServer that listens for real and records how it was stopped."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.stopped_with: float | None = None
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self, grace: float) -> None:
+        self.stopped_with = grace
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+async def test_managed_servers_are_started_listed_and_drained() -> None:
+    managed = RecordingServer()
+    runtime = ServiceRuntime("test", admin_port=0, host="127.0.0.1", grace_period=3.0)
+    runtime.add_http_server(managed)
+    await runtime.start()
+    try:
+        assert runtime.http_ports == [managed.port] and managed.port != 0
+        _, writer = await asyncio.open_connection("127.0.0.1", managed.port)
+        writer.close()
+    finally:
+        await runtime.stop()
+    assert managed.stopped_with == 3.0
