@@ -8,6 +8,7 @@ passing requests silently, CPU hidden behind throughput).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import os
@@ -317,3 +318,31 @@ def write_section(name: str, markdown: str, results: Path = RESULTS) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     results.write_text(text)
+
+
+def envoy_benchmark_parser(
+    prog: str, description: str | None, *, variants: str, meshguard_help: str
+) -> argparse.ArgumentParser:
+    """The options every "Envoy in front of meshguard" benchmark takes; a benchmark adds its
+    own, then calls :func:`finish_args`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help="2 s runs, no file written")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--fixed-seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--variants", default=variants, help="subset to run, e.g. cd")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
+                        help="write RESULTS.md (default: yes unless --quick)")  # fmt: skip
+    parser.add_argument("--meshguard-arg", action="append", default=[], help=meshguard_help)
+    return parser
+
+
+def finish_args(args: argparse.Namespace) -> argparse.Namespace:
+    """``--quick`` shortens the runs and, unless told otherwise, writes nothing."""
+    if args.quick:
+        args.seconds, args.fixed_seconds = 2.0, 3.0
+    if args.write is None:
+        args.write = not args.quick
+    return args

@@ -357,24 +357,13 @@ def report(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.authz.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="2 s runs, no file written")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--fixed-seconds", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--variants", default="abcde", help="subset to run, e.g. ce")
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
-                        help="write RESULTS.md (default: yes unless --quick)")  # fmt: skip
-    parser.add_argument("--meshguard-arg", action="append", default=[],
-                        help="extra flag for meshguard authz serve (repeatable)")  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seconds, args.fixed_seconds = 2.0, 3.0
-    if args.write is None:
-        args.write = not args.quick
-    return args
+    parser = harness.envoy_benchmark_parser(
+        "python -m benchmarks.authz.run",
+        __doc__,
+        variants="abcde",
+        meshguard_help="extra flag for meshguard authz serve (repeatable)",
+    )
+    return harness.finish_args(parser.parse_args(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
