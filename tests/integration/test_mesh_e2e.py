@@ -40,21 +40,11 @@ from meshguard.webhook.injection.inject import inject
 from tests.authz.test_grpc_api import settings as authz_settings
 from tests.harness.envoy import EnvoyFactory
 from tests.harness.meshca import RunningCa, start_ca
+from tests.harness.meshpolicy import FRONTEND, FRONTEND_ONLY_POLICY
 from tests.harness.satokens import ServiceAccountIssuer
 
 TOKENS = ServiceAccountIssuer.create()
-FRONTEND = "spiffe://cluster.local/ns/default/sa/frontend"
 SERVER_ID = "spiffe://cluster.local/ns/default/sa/web"
-POLICY = """
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: frontend-only, namespace: default}
-spec:
-  selector: {matchLabels: {app: web}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/frontend"]}}]
-"""
 LIMITS = """
 domain: mesh
 descriptors:
@@ -143,7 +133,7 @@ async def app_port() -> AsyncIterator[int]:
 async def services(tmp_path: Path) -> AsyncIterator[tuple[int, int]]:
     policies = tmp_path / "policies"
     policies.mkdir()
-    (policies / "policy.yaml").write_text(POLICY)
+    (policies / "policy.yaml").write_text(FRONTEND_ONLY_POLICY)
     authz = build_runtime(authz_settings(policies))
     rls = RateLimitService(
         lambda: compile_sources([SourceFile("mesh.yaml", LIMITS)]), MemoryStore()

@@ -33,6 +33,7 @@ from meshguard.webhook.agent.caclient import fetch_svid
 from meshguard.webhook.injection.config import InjectionConfig
 from meshguard.webhook.injection.inject import inject
 from tests.harness.meshca import start_ca
+from tests.harness.meshpolicy import FRONTEND, FRONTEND_ONLY_POLICY
 from tests.harness.satokens import ServiceAccountIssuer
 
 _MISSING = [tool for tool in ("ip", "iptables", "setpriv") if shutil.which(tool) is None]
@@ -48,7 +49,6 @@ pytestmark = [
 IPS = {"client": "10.77.0.1", "server": "10.77.0.2", "other": "10.77.0.3"}
 CLIENT_IP, SERVER_IP, OTHER_IP = IPS["client"], IPS["server"], IPS["other"]
 OUTSIDE_IP = "10.77.0.254"  # the hub's bridge: a plain-text server outside the mesh
-FRONTEND = "spiffe://cluster.local/ns/default/sa/frontend"
 MESHGUARD = str(Path(sys.executable).with_name("meshguard"))
 AS_PROXY = ("setpriv", "--reuid=1337", "--regid=1337", "--clear-groups")
 OPEN_PATH_POLICY = """
@@ -60,16 +60,6 @@ spec:
   action: ALLOW
   rules:
   - to: [{operation: {paths: ["/open"]}}]
-"""
-FRONTEND_ONLY_POLICY = """
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: frontend-only, namespace: default}
-spec:
-  selector: {matchLabels: {app: web}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/frontend"]}}]
 """
 # Prints the status line, then the body; 0 when no HTTP answer came back (refused, reset).
 _FETCH = """
