@@ -9,7 +9,6 @@ from meshguard.common import logs
 from meshguard.common.tls import TlsError
 from meshguard.registry import default_registry
 from meshguard.webhook import analyze_command, settings
-from meshguard.webhook.injection import review
 from meshguard.webhook.injection import settings as injection_settings
 from meshguard.webhook.server import build_runtime
 
@@ -34,8 +33,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = settings.from_args(args)
     logs.configure(config.log_level)
     try:
-        mutate = review.make_mutate_handler(injection_settings.from_args(args))
-        runtime = build_runtime(config, default_registry(), mutate)
+        injection = injection_settings.from_args(args)
+        runtime = build_runtime(config, default_registry(), injection)
     except TlsError as exc:
         raise SystemExit(f"meshguard webhook serve: {exc}") from exc
     asyncio.run(runtime.run())
