@@ -29,6 +29,7 @@ from meshguard.authz.model import (
 from meshguard.common.findings import Finding, error, field, item, warning
 from meshguard.common.resources import Resource
 from meshguard.common.validation import KindKey, Validator
+from meshguard.webhook.metadata import metadata_findings
 
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -439,7 +440,7 @@ def _attribute_kinds(rule: Mapping[str, Any]) -> tuple[bool, bool]:
 
 
 def validate_authorization_policy(resource: Resource) -> list[Finding]:
-    out: list[Finding] = []
+    out = metadata_findings(resource, dry_run_allowed=True)  # the dry-run value is judged below
     _check_version(resource, out)
     spec = resource.spec
     _unknown(spec, _AP_SPEC_KEYS, "spec", out)
@@ -598,7 +599,7 @@ def _validate_jwt_rule(raw: object, path: str, out: list[Finding]) -> None:
 
 
 def validate_request_authentication(resource: Resource) -> list[Finding]:
-    out: list[Finding] = []
+    out = metadata_findings(resource)
     _check_version(resource, out)
     spec = resource.spec
     _unknown(spec, _RA_SPEC_KEYS, "spec", out)

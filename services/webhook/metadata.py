@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meshguard.common.findings import Finding
 from meshguard.common.resources import Resource
 from meshguard.webhook.fields import Report
 
@@ -34,3 +35,10 @@ def check_metadata(resource: Resource, report: Report, *, dry_run_allowed: bool 
                 str(key),
                 "unexpected top-level field (allowed: apiVersion, kind, metadata, spec, status)",
             )
+
+
+def metadata_findings(resource: Resource, *, dry_run_allowed: bool = False) -> list[Finding]:
+    """The same checks for validators that collect findings in a plain list (authz's)."""
+    report = Report()
+    check_metadata(resource, report, dry_run_allowed=dry_run_allowed)
+    return report.findings

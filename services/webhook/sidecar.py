@@ -173,22 +173,35 @@ def _check_egress_hosts(listener: Node) -> None:
     entries = list(listener.strings("hosts"))
     if not entries:
         listener.error("hosts", "an egress listener needs at least one host")
+    valid = [
+        (path, value)
+        for path, value in entries
+        if not _report(listener, path, _egress_host_error(value))
+    ]
+    # Coverage by ``ns/*`` does not depend on order: the wildcard may come after the host.
+    wildcards = {v.partition("/")[0] for _, v in valid if v.partition("/")[2] == "*"}
     seen: dict[str, str] = {}
-    for path, value in entries:
-        problem, _ = hosts.namespaced_host_error(value, require_namespace=True, allow_tilde=True)
-        if problem:
-            listener.report.error(path, problem)
-            continue
+    for path, value in valid:
         namespace, _, host = value.partition("/")
         if value in seen:
             listener.report.warn(path, f"duplicate egress host {value!r}")
-        elif host != "*" and f"{namespace}/*" in seen:
+        elif host != "*" and namespace in wildcards:
             listener.report.warn(
                 path, f"egress host {value!r} is already covered by '{namespace}/*'"
             )
         seen[value] = path
     if "*/*" in seen and len(seen) > 1:
         listener.warn("hosts", "'*/*' already selects every host: the other entries are redundant")
+
+
+def _egress_host_error(value: str) -> str | None:
+    return hosts.namespaced_host_error(value, require_namespace=True, allow_tilde=True)[0]
+
+
+def _report(listener: Node, path: str, problem: str | None) -> bool:
+    if problem:
+        listener.report.error(path, problem)
+    return problem is not None
 
 
 def _check_outbound(policy: Node | None) -> None:

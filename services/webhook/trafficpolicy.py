@@ -82,6 +82,12 @@ def check_connection_pool(pool: Node) -> None:
                 "useClientProtocol",
                 "useClientProtocol cannot be true together with h2UpgradePolicy UPGRADE",
             )
+        keepalive = http.child("http2KeepAlive")
+        if keepalive is not None:
+            for key in ("interval", "timeout"):
+                if keepalive.text(key) is None:
+                    keepalive.error(key, f"http2KeepAlive needs both interval and timeout: {key}")
+                check_duration(keepalive, key)
     tcp = pool.child("tcp")
     if tcp is not None:
         connections = tcp.integer("maxConnections")

@@ -1,0 +1,1705 @@
+"""Audit of the validators against webhook-semantics.md sections 2-4, one row per table line.
+
+Each row is a minimal object and the verdict Istio's webhook gives it: ``allow`` (no finding at
+all), ``warn`` (admitted, a warning at the path) or ``deny`` (an error at the path). The rows go
+through :func:`meshguard.registry.default_registry`, as every entry point does; section 2 goes
+through the AdmissionReview decision function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from meshguard.common.findings import Finding
+from meshguard.registry import default_registry
+from tests.webhook.support import GROUPS, make
+
+GROUPS_WITH_RATELIMIT = {**GROUPS, "RateLimitConfig": "meshguard.io"}
+NS = "shop"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    kind: str
+    spec: dict[str, Any]
+    verdict: str  # allow | warn | deny
+    path: str = ""
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def allow(kind: str, spec: dict[str, Any], **meta: Any) -> Row:
+    return Row(kind, spec, "allow", meta=meta)
+
+
+def deny(kind: str, spec: dict[str, Any], path: str, **meta: Any) -> Row:
+    return Row(kind, spec, "deny", path, meta)
+
+
+def warn(kind: str, spec: dict[str, Any], path: str, **meta: Any) -> Row:
+    return Row(kind, spec, "warn", path, meta)
+
+
+def findings_of(row: Row) -> list[Finding]:
+    meta = dict(row.meta)
+    version = "v1alpha1" if row.kind == "RateLimitConfig" else "v1"
+    if row.kind == "RateLimitConfig":
+        resource = make("Gateway", {}, **meta)
+        resource = dataclasses.replace(
+            resource, api_version=f"meshguard.io/{version}", kind=row.kind, spec=row.spec
+        )
+    else:
+        resource = make(row.kind, row.spec, namespace=meta.pop("namespace", NS), **meta)
+    return default_registry().validate(resource)
+
+
+def assert_row(row: Row) -> None:
+    found = findings_of(row)
+    errs = [f for f in found if f.is_error]
+    warns = [f for f in found if not f.is_error]
+    shown = "\n".join(str(f) for f in found)
+    if row.verdict == "allow":
+        assert not found, f"expected a clean allow, got:\n{shown}"
+    elif row.verdict == "warn":
+        assert not errs, f"expected admission with a warning, got errors:\n{shown}"
+        assert any(f.path == row.path for f in warns), f"no warning at {row.path}:\n{shown}"
+    else:
+        assert any(f.path == row.path for f in errs), f"no error at {row.path}:\n{shown}"
+
+
+def ids(rows: list[Row]) -> list[str]:
+    return [f"{r.kind}-{r.verdict}-{r.path or i}" for i, r in enumerate(rows)]
+
+
+# ---- minimal objects -----------------------------------------------------------------------
+
+
+def vs(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "hosts": ["reviews"],
+        "http": [{"route": [{"destination": {"host": "reviews"}}]}],
+    }
+    return {**base, **spec}
+
+
+def vs_http(**rule: Any) -> dict[str, Any]:
+    return vs(http=[{"route": [{"destination": {"host": "reviews"}}], **rule}])
+
+
+def dr(**spec: Any) -> dict[str, Any]:
+    return {"host": "reviews.shop.svc.cluster.local", **spec}
+
+
+def tp(**policy: Any) -> dict[str, Any]:
+    return dr(trafficPolicy=policy)
+
+
+def gw_server(**server: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "port": {"number": 80, "name": "http", "protocol": "HTTP"},
+        "hosts": ["*.example.com"],
+    }
+    return {"selector": {"istio": "ingressgateway"}, "servers": [{**base, **server}]}
+
+
+def https(**tls: Any) -> dict[str, Any]:
+    return gw_server(port={"number": 443, "name": "https", "protocol": "HTTPS"}, tls=tls)
+
+
+def se(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "hosts": ["api.example.com"],
+        "ports": [{"number": 443, "name": "https", "protocol": "TLS"}],
+        "resolution": "DNS",
+        "location": "MESH_EXTERNAL",
+    }
+    return {**base, **spec}
+
+
+def sidecar(**spec: Any) -> dict[str, Any]:
+    return {"egress": [{"hosts": ["./*"]}], **spec}
+
+
+def egress_hosts(*hosts: str) -> dict[str, Any]:
+    return {"egress": [{"hosts": list(hosts)}]}
+
+
+def ingress(**listener: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "port": {"number": 9080, "name": "http", "protocol": "HTTP"},
+        "defaultEndpoint": "127.0.0.1:8080",
+    }
+    return {"ingress": [{**base, **listener}]}
+
+
+def ap_rule(**rule: Any) -> dict[str, Any]:
+    return {"rules": [rule]}
+
+
+def source(**fields: Any) -> dict[str, Any]:
+    return ap_rule(**{"from": [{"source": fields}]})
+
+
+def operation(**fields: Any) -> dict[str, Any]:
+    return ap_rule(to=[{"operation": fields}])
+
+
+def when(key: str, *values: str) -> dict[str, Any]:
+    return ap_rule(when=[{"key": key, "values": list(values)}])
+
+
+def jwt(**rule: Any) -> dict[str, Any]:
+    return {"jwtRules": [{"issuer": "https://issuer.example.com", **rule}]}
+
+
+LONG_LABEL = "a" * 64
+REGEX_1025 = "a" * 1025
+
+
+# ---- section 3: shared primitives ----------------------------------------------------------
+
+PRIMITIVES = [
+    # Host (FQDN): 1-255 chars, DNS-1123 labels, uppercase accepted, trailing dot, numeric TLD.
+    allow("DestinationRule", dr(host="Reviews.Shop.svc.cluster.local")),
+    allow("DestinationRule", dr(host="reviews.shop.svc.cluster.local.")),
+    deny("DestinationRule", dr(host="reviews.123"), "spec.host"),
+    deny("DestinationRule", dr(host=f"{LONG_LABEL}.example.com"), "spec.host"),
+    deny("DestinationRule", dr(host="-reviews.example.com"), "spec.host"),
+    deny("DestinationRule", dr(host="reviews-.example.com"), "spec.host"),
+    deny("DestinationRule", dr(host="a_b.example.com"), "spec.host"),
+    deny("DestinationRule", dr(host=".".join(["abcdefg"] * 33)), "spec.host"),
+    # Wildcard host: first label *, *foo, *-foo or a normal label.
+    allow("DestinationRule", dr(host="*.example.com")),
+    allow("DestinationRule", dr(host="*foo.example.com")),
+    allow("VirtualService", vs(hosts=["*-api.example.com"])),
+    deny("DestinationRule", dr(host="foo.*.example.com"), "spec.host"),
+    deny("DestinationRule", dr(host="f*o.example.com"), "spec.host"),
+    # Partial wildcard: E on Gateway and Sidecar, W on ServiceEntry (unless DYNAMIC_DNS).
+    deny("Gateway", gw_server(hosts=["*-api.example.com"]), "spec.servers[0].hosts[0]"),
+    deny("Sidecar", egress_hosts("./*-api.example.com"), "spec.egress[0].hosts[0]"),
+    warn("ServiceEntry", se(hosts=["*-api.example.com"], resolution="NONE"), "spec.hosts[0]"),
+    # Short names: fine on VirtualService hosts/destinations, E on Gateway and Sidecar egress.
+    allow("VirtualService", vs(hosts=["reviews"])),
+    deny("Gateway", gw_server(hosts=["reviews"]), "spec.servers[0].hosts[0]"),
+    deny("Gateway", gw_server(hosts=["prod/reviews"]), "spec.servers[0].hosts[0]"),
+    deny("Sidecar", egress_hosts("./reviews"), "spec.egress[0].hosts[0]"),
+    # IP as host: accepted on VirtualService and Gateway hosts; an IP SNI host is a warning.
+    allow("VirtualService", vs(hosts=["10.0.0.1"])),
+    allow("Gateway", gw_server(hosts=["10.0.0.1"])),
+    warn(
+        "VirtualService",
+        {
+            "hosts": ["10.0.0.1"],
+            "gateways": ["edge"],
+            "tls": [
+                {
+                    "match": [{"sniHosts": ["10.0.0.1"]}],
+                    "route": [{"destination": {"host": "reviews"}}],
+                }
+            ],
+        },
+        "spec.tls[0].match[0].sniHosts[0]",
+    ),
+    # namespace/host: required on Sidecar egress, optional on Gateway; ns is *, . or a label.
+    deny("Sidecar", egress_hosts("api.example.com"), "spec.egress[0].hosts[0]"),
+    allow("Gateway", gw_server(hosts=["api.example.com", "./a.example.com", "*/b.example.com"])),
+    allow("Gateway", gw_server(hosts=["prod/api.example.com"])),
+    deny("Gateway", gw_server(hosts=["Prod_1/api.example.com"]), "spec.servers[0].hosts[0]"),
+    deny("Gateway", gw_server(hosts=["~prod/api.example.com"]), "spec.servers[0].hosts[0]"),
+    allow("Sidecar", egress_hosts("~prod/api.example.com", "*/b.example.com")),
+    deny("Gateway", gw_server(hosts=["prod/*-api.example.com"]), "spec.servers[0].hosts[0]"),
+    # Port: 1-65535; 0 only with a unix bind (Gateway, Sidecar egress).
+    deny(
+        "Gateway",
+        gw_server(port={"number": 0, "name": "h", "protocol": "HTTP"}),
+        "spec.servers[0].port.number",
+    ),
+    deny(
+        "Gateway",
+        gw_server(port={"number": 65536, "name": "h", "protocol": "HTTP"}),
+        "spec.servers[0].port.number",
+    ),
+    allow(
+        "Gateway",
+        gw_server(
+            port={"number": 0, "name": "h", "protocol": "HTTP"}, bind="unix:///var/run/gw.sock"
+        ),
+    ),
+    allow(
+        "Sidecar",
+        {
+            "egress": [
+                {
+                    "port": {"number": 0, "name": "u", "protocol": "HTTP"},
+                    "bind": "unix:///var/run/app.sock",
+                    "hosts": ["./*"],
+                }
+            ]
+        },
+    ),
+    deny(
+        "Sidecar",
+        {"egress": [{"port": {"number": 0, "name": "u", "protocol": "HTTP"}, "hosts": ["./*"]}]},
+        "spec.egress[0].port.number",
+    ),
+    deny(
+        "ServiceEntry",
+        se(ports=[{"number": 70000, "name": "tls", "protocol": "TLS"}]),
+        "spec.ports[0].number",
+    ),
+    # Port name: a DNS-1123 label; required on Gateway server ports.
+    deny(
+        "Gateway",
+        gw_server(port={"number": 80, "name": "http_web", "protocol": "HTTP"}),
+        "spec.servers[0].port.name",
+    ),
+    deny(
+        "Gateway", gw_server(port={"number": 80, "protocol": "HTTP"}), "spec.servers[0].port.name"
+    ),
+    deny(
+        "ServiceEntry",
+        se(ports=[{"number": 443, "name": "tls_x", "protocol": "TLS"}]),
+        "spec.ports[0].name",
+    ),
+    # Protocol: case-insensitive list; empty means sniffing where optional.
+    allow("Gateway", gw_server(port={"number": 80, "name": "g", "protocol": "grpc-web"})),
+    allow(
+        "ServiceEntry",
+        se(
+            ports=[{"number": 27017, "name": "mongo", "protocol": "mongo"}],
+            hosts=["db.example.com"],
+            addresses=["10.1.0.1"],
+        ),
+    ),
+    deny(
+        "Gateway",
+        gw_server(port={"number": 21, "name": "ftp", "protocol": "FTP"}),
+        "spec.servers[0].port.protocol",
+    ),
+    allow("Sidecar", {"egress": [{"port": {"number": 8080, "name": "p"}, "hosts": ["./*"]}]}),
+    # Duration: >= 1ms and whole milliseconds.
+    allow("DestinationRule", tp(connectionPool={"tcp": {"connectTimeout": "1ms"}})),
+    allow("DestinationRule", tp(connectionPool={"tcp": {"connectTimeout": "1.5s"}})),
+    allow("DestinationRule", tp(connectionPool={"tcp": {"connectTimeout": "1h2m"}})),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"tcp": {"connectTimeout": "0.5ms"}}),
+        "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
+    ),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"tcp": {"connectTimeout": "1500us"}}),
+        "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
+    ),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"tcp": {"connectTimeout": "10"}}),
+        "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
+    ),
+    deny("VirtualService", vs_http(timeout="0s"), "spec.http[0].timeout"),
+    # Percent: int 0..100; Percent{value} 0 or within [0.0001, 100].
+    allow("DestinationRule", tp(outlierDetection={"maxEjectionPercent": 100})),
+    deny(
+        "DestinationRule",
+        tp(outlierDetection={"maxEjectionPercent": 101}),
+        "spec.trafficPolicy.outlierDetection.maxEjectionPercent",
+    ),
+    allow(
+        "VirtualService", vs_http(fault={"abort": {"httpStatus": 503, "percentage": {"value": 0}}})
+    ),
+    allow(
+        "VirtualService",
+        vs_http(fault={"abort": {"httpStatus": 503, "percentage": {"value": 0.0001}}}),
+    ),
+    deny(
+        "VirtualService",
+        vs_http(fault={"abort": {"httpStatus": 503, "percentage": {"value": 0.00001}}}),
+        "spec.http[0].fault.abort.percentage.value",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(fault={"abort": {"httpStatus": 503, "percentage": {"value": 100.5}}}),
+        "spec.http[0].fault.abort.percentage.value",
+    ),
+    # Labels: optional DNS-subdomain prefix, qualified name; value <= 63, alnum at both ends.
+    allow(
+        "DestinationRule",
+        dr(
+            subsets=[{"name": "v1", "labels": {"app.kubernetes.io/version": "v1.2_3", "empty": ""}}]
+        ),
+    ),
+    deny(
+        "DestinationRule",
+        dr(subsets=[{"name": "v1", "labels": {"-bad": "x"}}]),
+        "spec.subsets[0].labels[-bad]",
+    ),
+    deny(
+        "DestinationRule",
+        dr(subsets=[{"name": "v1", "labels": {"Example.com/app": "x"}}]),
+        "spec.subsets[0].labels[Example.com/app]",
+    ),
+    deny(
+        "DestinationRule",
+        dr(subsets=[{"name": "v1", "labels": {"app": LONG_LABEL}}]),
+        "spec.subsets[0].labels[app]",
+    ),
+    deny(
+        "DestinationRule",
+        dr(subsets=[{"name": "v1", "labels": {"app": "-x"}}]),
+        "spec.subsets[0].labels[app]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"sourceLabels": {"bad key": "x"}}]),
+        "spec.http[0].match[0].sourceLabels[bad key]",
+    ),
+    deny(
+        "ServiceEntry",
+        se(resolution="STATIC", endpoints=[{"address": "10.0.0.1", "labels": {"app": "x_"}}]),
+        "spec.endpoints[0].labels[app]",
+    ),
+    # Workload selector: non-empty keys, no '*'; an empty selector is a warning.
+    deny(
+        "Sidecar", sidecar(workloadSelector={"labels": {"": "x"}}), "spec.workloadSelector.labels[]"
+    ),
+    deny(
+        "Sidecar",
+        sidecar(workloadSelector={"labels": {"app": "*"}}),
+        "spec.workloadSelector.labels[app]",
+    ),
+    deny(
+        "Sidecar",
+        sidecar(workloadSelector={"labels": {"ap*": "x"}}),
+        "spec.workloadSelector.labels[ap*]",
+    ),
+    warn("Sidecar", sidecar(workloadSelector={}), "spec.workloadSelector"),
+    warn("PeerAuthentication", {"selector": {"matchLabels": {}}}, "spec.selector"),
+    warn("AuthorizationPolicy", {"selector": {}}, "spec.selector"),
+    deny(
+        "AuthorizationPolicy",
+        {"selector": {"matchLabels": {"app": "*"}}},
+        "spec.selector.matchLabels[app]",
+    ),
+    # targetRef / targetRefs: name required, namespace empty, supported kinds, one of three.
+    allow(
+        "AuthorizationPolicy",
+        {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}},
+    ),
+    allow(
+        "AuthorizationPolicy",
+        {
+            "targetRefs": [
+                {"group": "", "kind": "Service", "name": "web"},
+                {"group": "networking.istio.io", "kind": "ServiceEntry", "name": "api"},
+                {"group": "gateway.networking.k8s.io", "kind": "GatewayClass", "name": "istio"},
+            ]
+        },
+    ),
+    deny(
+        "AuthorizationPolicy",
+        {"targetRef": {"group": "", "kind": "Service"}},
+        "spec.targetRef.name",
+    ),
+    deny(
+        "AuthorizationPolicy",
+        {"targetRef": {"group": "", "kind": "Service", "name": "w", "namespace": "other"}},
+        "spec.targetRef.namespace",
+    ),
+    deny(
+        "RequestAuthentication",
+        {"targetRef": {"group": "apps", "kind": "Deployment", "name": "w"}},
+        "spec.targetRef.kind",
+    ),
+    # exportTo: ., * or a label; no duplicates ('.' == own namespace); '*' alone; '~' only SE.
+    allow("DestinationRule", dr(exportTo=["*"])),
+    allow("VirtualService", vs(exportTo=[".", "other"])),
+    deny("VirtualService", vs(exportTo=[".", NS]), "spec.exportTo[1]"),
+    deny("VirtualService", vs(exportTo=["other", "other"]), "spec.exportTo[1]"),
+    deny("DestinationRule", dr(exportTo=["*", "."]), "spec.exportTo"),
+    deny("DestinationRule", dr(exportTo=["Bad_ns"]), "spec.exportTo[0]"),
+    deny("DestinationRule", dr(exportTo=["~"]), "spec.exportTo[0]"),
+    allow("ServiceEntry", se(exportTo=["~"])),
+    deny("ServiceEntry", se(exportTo=["~", "."]), "spec.exportTo"),
+    # Header names: RFC 7230 tokens, HTTP/2 pseudo-headers, JWT claims (gateway-only VS).
+    allow(
+        "VirtualService",
+        vs_http(match=[{"headers": {":authority": {"exact": "a"}, "x-b3_id": {"prefix": "1"}}}]),
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"headers": {"bad header": {"exact": "a"}}}]),
+        "spec.http[0].match[0].headers[bad header]",
+    ),
+    allow(
+        "VirtualService",
+        {
+            "hosts": ["reviews.example.com"],
+            "gateways": ["edge"],
+            "http": [
+                {
+                    "match": [
+                        {
+                            "headers": {
+                                "@request.auth.claims.group": {"exact": "a"},
+                                "@request.auth.claims[nested][key]": {"exact": "b"},
+                            }
+                        }
+                    ],
+                    "route": [{"destination": {"host": "reviews"}}],
+                }
+            ],
+        },
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"headers": {"@request.auth.claims.g": {"exact": "a"}}}]),
+        "spec.http[0].match[0].headers[@request.auth.claims.g]",
+    ),
+    # Header operations.
+    allow(
+        "VirtualService",
+        vs_http(
+            headers={"request": {"set": {":authority": "a.example.com", "x-a": "%REQ(x-b)% 100%%"}}}
+        ),
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"request": {"set": {":path": "/x"}}}),
+        "spec.http[0].headers.request.set[:path]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"request": {"add": {":method": "GET"}}}),
+        "spec.http[0].headers.request.add[:method]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"request": {"remove": [":authority"]}}),
+        "spec.http[0].headers.request.remove[0]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"request": {"remove": ["Host"]}}),
+        "spec.http[0].headers.request.remove[0]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"response": {"set": {"host": "a"}}}),
+        "spec.http[0].headers.response.set[host]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"response": {"add": {":status": "200"}}}),
+        "spec.http[0].headers.response.add[:status]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"response": {"set": {"x-a": "a\x01b"}}}),
+        "spec.http[0].headers.response.set[x-a]",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(headers={"response": {"set": {"x-a": "100%"}}}),
+        "spec.http[0].headers.response.set[x-a]",
+    ),
+    # String match: empty prefix is E except on uri; regex non-empty, RE2, <= 1024.
+    allow("VirtualService", vs_http(match=[{"uri": {"prefix": ""}}])),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"headers": {"x-a": {"prefix": ""}}}]),
+        "spec.http[0].match[0].headers[x-a].prefix",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"queryParams": {"q": {"prefix": ""}}}]),
+        "spec.http[0].match[0].queryParams[q].prefix",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"scheme": {"prefix": ""}}]),
+        "spec.http[0].match[0].scheme.prefix",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"method": {"prefix": ""}}]),
+        "spec.http[0].match[0].method.prefix",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"authority": {"prefix": ""}}]),
+        "spec.http[0].match[0].authority.prefix",
+    ),
+    deny(
+        "VirtualService", vs_http(match=[{"uri": {"regex": ""}}]), "spec.http[0].match[0].uri.regex"
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"uri": {"regex": "/(?=a)"}}]),
+        "spec.http[0].match[0].uri.regex",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"uri": {"regex": REGEX_1025}}]),
+        "spec.http[0].match[0].uri.regex",
+    ),
+    allow("VirtualService", vs_http(match=[{"uri": {"regex": "/api/v[0-9]+/.*"}}])),
+    # Metadata: istio.io/dry-run only on AuthorizationPolicy; internal.istio.io/* rejected;
+    # Gateway metadata.name a DNS label.
+    deny(
+        "DestinationRule",
+        dr(),
+        "metadata.annotations[istio.io/dry-run]",
+        annotations={"istio.io/dry-run": "true"},
+    ),
+    deny(
+        "RequestAuthentication",
+        jwt(),
+        "metadata.annotations[istio.io/dry-run]",
+        annotations={"istio.io/dry-run": "true"},
+    ),
+    deny(
+        "Gateway",
+        gw_server(),
+        "metadata.annotations[internal.istio.io/webhook-always-reject]",
+        annotations={"internal.istio.io/webhook-always-reject": "true"},
+    ),
+    deny(
+        "VirtualService",
+        vs(),
+        "metadata.annotations[internal.istio.io/parents]",
+        annotations={"internal.istio.io/parents": "x"},
+    ),
+    deny(
+        "AuthorizationPolicy",
+        {},
+        "metadata.annotations[internal.istio.io/parent-namespace]",
+        annotations={"internal.istio.io/parent-namespace": "x"},
+    ),
+    deny(
+        "RequestAuthentication",
+        jwt(),
+        "metadata.annotations[internal.istio.io/parents]",
+        annotations={"internal.istio.io/parents": "x"},
+    ),
+    deny("Gateway", gw_server(), "metadata.name", name="edge.gateway"),
+    allow("VirtualService", vs(), name="reviews.route"),
+]
+
+
+@pytest.mark.parametrize("row", PRIMITIVES, ids=ids(PRIMITIVES))
+def test_shared_primitives(row: Row) -> None:
+    assert_row(row)
+
+
+# ---- section 4.2: DestinationRule ----------------------------------------------------------
+
+TLS_CERTS = {"clientCertificate": "/c.pem", "privateKey": "/k.pem"}
+DESTINATION_RULE = [
+    deny("DestinationRule", dr(host="bad host"), "spec.host"),
+    allow(
+        "DestinationRule", dr(subsets=[{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2"}])
+    ),
+    deny("DestinationRule", dr(subsets=[{"name": "v1"}, {"name": "v1"}]), "spec.subsets[1].name"),
+    deny("DestinationRule", dr(subsets=[{"name": ""}]), "spec.subsets[0].name"),
+    deny("DestinationRule", dr(subsets=[{"name": "V_1"}]), "spec.subsets[0].name"),
+    deny(
+        "DestinationRule",
+        dr(
+            subsets=[
+                {
+                    "name": "v1",
+                    "trafficPolicy": {"connectionPool": {"tcp": {"connectTimeout": "0s"}}},
+                }
+            ]
+        ),
+        "spec.subsets[0].trafficPolicy.connectionPool.tcp.connectTimeout",
+    ),
+    allow(
+        "DestinationRule",
+        dr(
+            subsets=[
+                {"name": "v1", "trafficPolicy": {"outlierDetection": {"consecutiveErrors": 5}}}
+            ]
+        ),
+    ),
+    deny("DestinationRule", tp(), "spec.trafficPolicy"),
+    allow("DestinationRule", tp(retryBudget={"percent": 20, "minRetryConcurrency": 3})),
+    deny(
+        "DestinationRule",
+        tp(
+            tunnel={"targetHost": "proxy.example.com", "targetPort": 3128},
+            proxyProtocol={"version": "V1"},
+        ),
+        "spec.trafficPolicy.proxyProtocol",
+    ),
+    # connectionPool
+    deny("DestinationRule", tp(connectionPool={}), "spec.trafficPolicy.connectionPool"),
+    *[
+        deny(
+            "DestinationRule",
+            tp(connectionPool={"http": {key: -1}}),
+            f"spec.trafficPolicy.connectionPool.http.{key}",
+        )
+        for key in (
+            "http1MaxPendingRequests",
+            "http2MaxRequests",
+            "maxRequestsPerConnection",
+            "maxRetries",
+            "maxConcurrentStreams",
+        )
+    ],
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"http": {"idleTimeout": "0s"}}),
+        "spec.trafficPolicy.connectionPool.http.idleTimeout",
+    ),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"http": {"useClientProtocol": True, "h2UpgradePolicy": "UPGRADE"}}),
+        "spec.trafficPolicy.connectionPool.http.useClientProtocol",
+    ),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"http": {"http2KeepAlive": {"interval": "10s"}}}),
+        "spec.trafficPolicy.connectionPool.http.http2KeepAlive.timeout",
+    ),
+    allow(
+        "DestinationRule",
+        tp(connectionPool={"http": {"http2KeepAlive": {"interval": "10s", "timeout": "3s"}}}),
+    ),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"tcp": {"maxConnections": -1}}),
+        "spec.trafficPolicy.connectionPool.tcp.maxConnections",
+    ),
+    allow("DestinationRule", tp(connectionPool={"tcp": {"idleTimeout": "0s"}})),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"tcp": {"maxConnectionDuration": "0s"}}),
+        "spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration",
+    ),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"tcp": {"tcpKeepalive": {"time": "0.1ms"}}}),
+        "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time",
+    ),
+    deny(
+        "DestinationRule",
+        tp(connectionPool={"tcp": {"tcpKeepalive": {"interval": "x"}}}),
+        "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.interval",
+    ),
+    # outlierDetection
+    deny(
+        "DestinationRule",
+        tp(outlierDetection={"baseEjectionTime": "0s"}),
+        "spec.trafficPolicy.outlierDetection.baseEjectionTime",
+    ),
+    deny(
+        "DestinationRule",
+        tp(outlierDetection={"interval": "1.5ms"}),
+        "spec.trafficPolicy.outlierDetection.interval",
+    ),
+    deny(
+        "DestinationRule",
+        tp(outlierDetection={"minHealthPercent": -1}),
+        "spec.trafficPolicy.outlierDetection.minHealthPercent",
+    ),
+    deny(
+        "DestinationRule",
+        tp(outlierDetection={"consecutiveLocalOriginFailures": 5}),
+        "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures",
+    ),
+    allow(
+        "DestinationRule",
+        tp(
+            outlierDetection={
+                "consecutiveLocalOriginFailures": 5,
+                "splitExternalLocalOriginErrors": True,
+            }
+        ),
+    ),
+    warn(
+        "DestinationRule",
+        tp(outlierDetection={"consecutiveErrors": 5}),
+        "spec.trafficPolicy.outlierDetection.consecutiveErrors",
+    ),
+    # loadBalancer
+    deny(
+        "DestinationRule",
+        tp(loadBalancer={"consistentHash": {"httpCookie": {"ttl": "10s"}}}),
+        "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "consistentHash": {
+                    "httpCookie": {"name": "c", "attributes": [{"name": "a"}, {"name": "a"}]}
+                }
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[1].name",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "consistentHash": {"httpCookie": {"name": "c", "attributes": [{"name": ""}]}}
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[0].name",
+    ),
+    warn(
+        "DestinationRule",
+        tp(loadBalancer={"consistentHash": {"useSourceIp": True, "minimumRingSize": 1024}}),
+        "spec.trafficPolicy.loadBalancer.consistentHash.minimumRingSize",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "consistentHash": {
+                    "useSourceIp": True,
+                    "minimumRingSize": 1024,
+                    "ringHash": {"minimumRingSize": 1024},
+                }
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.consistentHash.ringHash",
+    ),
+    allow(
+        "DestinationRule",
+        tp(loadBalancer={"consistentHash": {"useSourceIp": True, "maglev": {"tableSize": 65537}}}),
+    ),
+    deny(
+        "DestinationRule",
+        tp(loadBalancer={"consistentHash": {"useSourceIp": True, "maglev": {"tableSize": 65536}}}),
+        "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize",
+    ),
+    deny(
+        "DestinationRule",
+        tp(loadBalancer={"consistentHash": {"useSourceIp": True, "maglev": {}}}),
+        "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={"consistentHash": {"useSourceIp": True, "maglev": {"tableSize": 5000011}}}
+        ),
+        "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {"enabled": True},
+                "zoneAwareLbSetting": {"enabled": True},
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.zoneAwareLbSetting",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {
+                    "distribute": [{"from": "us-west/*", "to": {"us-west/zone1/*": 100}}],
+                    "failover": [{"from": "us-west", "to": "us-east"}],
+                }
+            },
+            outlierDetection={"interval": "1s"},
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.failover",
+    ),
+    allow(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {
+                    "distribute": [
+                        {
+                            "from": "us-west/zone1/*",
+                            "to": {"us-west/zone1/*": 80, "us-west/zone2/*": 20},
+                        }
+                    ]
+                }
+            }
+        ),
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {
+                    "distribute": [
+                        {"from": "us-west/*", "to": {"us-west/zone1/*": 60, "us-west/zone2/*": 30}}
+                    ]
+                }
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[0].to",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {
+                    "distribute": [
+                        {"from": "us-west/*", "to": {"us-west/zone1/*": 0, "us-west/zone2/*": 100}}
+                    ]
+                }
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[0].to[us-west/zone1/*]",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {
+                    "distribute": [{"from": "us-*/zone1", "to": {"us-west": 100}}]
+                }
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[0].from",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {
+                    "distribute": [
+                        {"from": "us-west/*", "to": {"us-west": 100}},
+                        {"from": "us-west/zone1", "to": {"us-west": 100}},
+                    ]
+                }
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[1].from",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {"failover": [{"from": "us-west", "to": "us-west"}]}
+            },
+            outlierDetection={"interval": "1s"},
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.failover[0].to",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "localityLbSetting": {"failover": [{"from": "us-west/zone1", "to": "us-east"}]}
+            },
+            outlierDetection={"interval": "1s"},
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.failover[0].from",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={"localityLbSetting": {"failover": [{"from": "us-west", "to": "us-*"}]}},
+            outlierDetection={"interval": "1s"},
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting.failover[0].to",
+    ),
+    warn(
+        "DestinationRule",
+        tp(
+            loadBalancer={"localityLbSetting": {"failover": [{"from": "us-west", "to": "us-east"}]}}
+        ),
+        "spec.trafficPolicy.loadBalancer.localityLbSetting",
+    ),
+    warn(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "simple": "ROUND_ROBIN",
+                "failoverPriority": ["topology.istio.io/network"],
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.failoverPriority",
+    ),
+    allow(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "simple": "LEAST_REQUEST",
+                "warmup": {"duration": "60s", "minimumPercent": 10, "aggression": 1.5},
+            }
+        ),
+    ),
+    deny(
+        "DestinationRule",
+        tp(loadBalancer={"simple": "LEAST_REQUEST", "warmup": {}}),
+        "spec.trafficPolicy.loadBalancer.warmup.duration",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={
+                "simple": "LEAST_REQUEST",
+                "warmup": {"duration": "60s", "minimumPercent": 101},
+            }
+        ),
+        "spec.trafficPolicy.loadBalancer.warmup.minimumPercent",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            loadBalancer={"simple": "LEAST_REQUEST", "warmup": {"duration": "60s", "aggression": 0}}
+        ),
+        "spec.trafficPolicy.loadBalancer.warmup.aggression",
+    ),
+    # tls (client)
+    deny(
+        "DestinationRule",
+        tp(tls={"mode": "SIMPLE", "credentialName": "configmap://other/ca"}),
+        "spec.trafficPolicy.tls.credentialName",
+    ),
+    allow("DestinationRule", tp(tls={"mode": "SIMPLE", "credentialName": f"configmap://{NS}/ca"})),
+    deny(
+        "DestinationRule",
+        tp(tls={"mode": "SIMPLE", "insecureSkipVerify": True, "caCertificates": "/ca.pem"}),
+        "spec.trafficPolicy.tls.caCertificates",
+    ),
+    deny(
+        "DestinationRule",
+        tp(
+            tls={"mode": "SIMPLE", "insecureSkipVerify": True, "subjectAltNames": ["a.example.com"]}
+        ),
+        "spec.trafficPolicy.tls.subjectAltNames",
+    ),
+    deny(
+        "DestinationRule",
+        tp(tls={"mode": "SIMPLE", "insecureSkipVerify": True, "credentialName": "cred"}),
+        "spec.trafficPolicy.tls.credentialName",
+    ),
+    deny(
+        "DestinationRule",
+        tp(tls={"mode": "MUTUAL", "credentialName": "cred", "caCrl": "/crl.pem"}),
+        "spec.trafficPolicy.tls.caCrl",
+    ),
+    deny(
+        "DestinationRule",
+        tp(tls={"mode": "SIMPLE", "credentialName": "cred", "caCertificates": "/ca.pem"}),
+        "spec.trafficPolicy.tls.caCertificates",
+    ),
+    deny(
+        "DestinationRule",
+        tp(tls={"mode": "MUTUAL", "privateKey": "/k.pem"}),
+        "spec.trafficPolicy.tls.clientCertificate",
+    ),
+    deny(
+        "DestinationRule",
+        tp(tls={"mode": "MUTUAL", "clientCertificate": "/c.pem"}),
+        "spec.trafficPolicy.tls.privateKey",
+    ),
+    allow("DestinationRule", tp(tls={"mode": "MUTUAL", **TLS_CERTS, "caCertificates": "/ca.pem"})),
+    allow("DestinationRule", tp(tls={"mode": "ISTIO_MUTUAL"})),
+    # portLevelSettings
+    deny(
+        "DestinationRule",
+        tp(portLevelSettings=[{"loadBalancer": {"simple": "RANDOM"}}]),
+        "spec.trafficPolicy.portLevelSettings[0].port",
+    ),
+    deny(
+        "DestinationRule",
+        tp(portLevelSettings=[{"port": {"number": 80}}]),
+        "spec.trafficPolicy.portLevelSettings[0]",
+    ),
+    allow(
+        "DestinationRule",
+        tp(portLevelSettings=[{"port": {"number": 80}, "loadBalancer": {"simple": "RANDOM"}}]),
+    ),
+    # tunnel / proxyProtocol
+    allow(
+        "DestinationRule",
+        tp(tunnel={"protocol": "POST", "targetHost": "10.0.0.1", "targetPort": 8080}),
+    ),
+    deny(
+        "DestinationRule",
+        tp(tunnel={"protocol": "GET", "targetHost": "a.example.com", "targetPort": 8080}),
+        "spec.trafficPolicy.tunnel.protocol",
+    ),
+    deny(
+        "DestinationRule",
+        tp(tunnel={"targetHost": "*.example.com", "targetPort": 8080}),
+        "spec.trafficPolicy.tunnel.targetHost",
+    ),
+    deny(
+        "DestinationRule",
+        tp(tunnel={"targetHost": "a.example.com", "targetPort": 0}),
+        "spec.trafficPolicy.tunnel.targetPort",
+    ),
+    allow("DestinationRule", tp(proxyProtocol={"version": "V2"})),
+    deny(
+        "DestinationRule",
+        tp(proxyProtocol={"version": "V3"}),
+        "spec.trafficPolicy.proxyProtocol.version",
+    ),
+    # exportTo with workloadSelector; workloadSelector rules
+    allow("DestinationRule", dr(workloadSelector={"matchLabels": {"app": "web"}}, exportTo=["."])),
+    deny(
+        "DestinationRule",
+        dr(workloadSelector={"matchLabels": {"app": "web"}}, exportTo=["other"]),
+        "spec.exportTo[0]",
+    ),
+    deny(
+        "DestinationRule",
+        dr(workloadSelector={"matchLabels": {"app": "web"}}, exportTo=["*"]),
+        "spec.exportTo[0]",
+    ),
+    deny(
+        "DestinationRule",
+        dr(workloadSelector={"matchLabels": {"app": "*"}}),
+        "spec.workloadSelector.matchLabels[app]",
+    ),
+    warn("DestinationRule", dr(workloadSelector={}), "spec.workloadSelector"),
+]
+
+
+@pytest.mark.parametrize("row", DESTINATION_RULE, ids=ids(DESTINATION_RULE))
+def test_destination_rule(row: Row) -> None:
+    assert_row(row)
+
+
+# ---- section 4.3: Gateway ------------------------------------------------------------------
+
+CERT = {"serverCertificate": "/s.pem", "privateKey": "/k.pem"}
+GATEWAY = [
+    allow("Gateway", gw_server()),
+    deny("Gateway", gw_server(), "metadata.name", name="Edge"),
+    deny("Gateway", {"servers": []}, "spec.servers"),
+    deny("Gateway", gw_server(hosts=[]), "spec.servers[0].hosts"),
+    allow("Gateway", gw_server(hosts=["*"])),
+    deny("Gateway", gw_server(hosts=["./*-x.example.com"]), "spec.servers[0].hosts[0]"),
+    deny("Gateway", {"servers": [{"hosts": ["*.example.com"]}]}, "spec.servers[0].port"),
+    deny(
+        "Gateway",
+        gw_server(port={"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 8080}),
+        "spec.servers[0].port.targetPort",
+    ),
+    deny(
+        "Gateway",
+        {
+            "servers": [
+                gw_server()["servers"][0],
+                {
+                    **gw_server()["servers"][0],
+                    "port": {"number": 8080, "name": "http", "protocol": "HTTP"},
+                },
+            ]
+        },
+        "spec.servers[1].port.name",
+    ),
+    allow("Gateway", gw_server(bind="10.0.0.1")),
+    deny("Gateway", gw_server(bind="localhost"), "spec.servers[0].bind"),
+    deny(
+        "Gateway",
+        gw_server(bind="unix://relative.sock", port={"number": 0, "name": "u", "protocol": "HTTP"}),
+        "spec.servers[0].bind",
+    ),
+    deny("Gateway", gw_server(bind="unix:///gw.sock"), "spec.servers[0].port.number"),
+    deny(
+        "Gateway",
+        gw_server(port={"number": 443, "name": "https", "protocol": "HTTPS"}),
+        "spec.servers[0].tls",
+    ),
+    deny(
+        "Gateway",
+        gw_server(port={"number": 443, "name": "tls", "protocol": "TLS"}),
+        "spec.servers[0].tls",
+    ),
+    allow("Gateway", gw_server(tls={"httpsRedirect": True})),
+    deny(
+        "Gateway",
+        gw_server(tls={"httpsRedirect": True, "mode": "SIMPLE", **CERT}),
+        "spec.servers[0].tls",
+    ),
+    deny(
+        "Gateway",
+        gw_server(tls={"httpsRedirect": True, "credentialName": "c"}),
+        "spec.servers[0].tls",
+    ),
+    deny(
+        "Gateway",
+        gw_server(
+            port={"number": 31400, "name": "tcp", "protocol": "TCP"}, tls={"mode": "SIMPLE", **CERT}
+        ),
+        "spec.servers[0].tls",
+    ),
+    warn(
+        "Gateway",
+        https(mode="SIMPLE", credentialName="c", httpsRedirect=True),
+        "spec.servers[0].tls.httpsRedirect",
+    ),
+    *[
+        deny("Gateway", https(mode="ISTIO_MUTUAL", **{key: value}), f"spec.servers[0].tls.{key}")
+        for key, value in (
+            ("serverCertificate", "/s.pem"),
+            ("privateKey", "/k.pem"),
+            ("caCertificates", "/ca.pem"),
+            ("credentialName", "c"),
+            ("credentialNames", ["c"]),
+            ("tlsCertificates", [CERT]),
+        )
+    ],
+    allow("Gateway", https(mode="ISTIO_MUTUAL")),
+    warn(
+        "Gateway",
+        https(mode="PASSTHROUGH", credentialName="c"),
+        "spec.servers[0].tls.credentialName",
+    ),
+    warn(
+        "Gateway", https(mode="AUTO_PASSTHROUGH", **CERT), "spec.servers[0].tls.serverCertificate"
+    ),
+    deny("Gateway", https(mode="SIMPLE", credentialName="c", **CERT), "spec.servers[0].tls"),
+    deny(
+        "Gateway",
+        https(mode="SIMPLE", credentialName="c", credentialNames=["d"]),
+        "spec.servers[0].tls",
+    ),
+    deny(
+        "Gateway",
+        https(mode="SIMPLE", credentialNames=["d"], tlsCertificates=[CERT]),
+        "spec.servers[0].tls",
+    ),
+    deny("Gateway", https(mode="SIMPLE", tlsCertificates=[CERT], **CERT), "spec.servers[0].tls"),
+    allow("Gateway", https(mode="SIMPLE", **CERT)),
+    allow("Gateway", https(mode="SIMPLE", credentialNames=["rsa", "ecdsa"])),
+    deny(
+        "Gateway",
+        https(mode="SIMPLE", serverCertificate="/s.pem"),
+        "spec.servers[0].tls.privateKey",
+    ),
+    deny(
+        "Gateway",
+        https(mode="SIMPLE", tlsCertificates=[{"privateKey": "/k.pem"}]),
+        "spec.servers[0].tls.tlsCertificates[0].serverCertificate",
+    ),
+    deny("Gateway", https(mode="MUTUAL", **CERT), "spec.servers[0].tls.caCertificates"),
+    deny(
+        "Gateway",
+        https(mode="OPTIONAL_MUTUAL", tlsCertificates=[CERT]),
+        "spec.servers[0].tls.caCertificates",
+    ),
+    allow("Gateway", https(mode="MUTUAL", caCertificates="/ca.pem", **CERT)),
+    allow("Gateway", https(mode="MUTUAL", credentialName="c")),
+    deny(
+        "Gateway",
+        https(mode="MUTUAL", credentialName="c", caCrl="/crl.pem"),
+        "spec.servers[0].tls.caCrl",
+    ),
+    deny("Gateway", https(mode="SIMPLE", caCrl="/crl.pem", **CERT), "spec.servers[0].tls.caCrl"),
+    allow("Gateway", https(mode="MUTUAL", caCertificates="/ca.pem", caCrl="/crl.pem", **CERT)),
+    warn(
+        "Gateway",
+        https(mode="SIMPLE", credentialName="c", cipherSuites=["NOT-A-CIPHER"]),
+        "spec.servers[0].tls.cipherSuites[0]",
+    ),
+    warn(
+        "Gateway",
+        https(mode="SIMPLE", credentialName="c", cipherSuites=["AES128-SHA", "AES128-SHA"]),
+        "spec.servers[0].tls.cipherSuites[1]",
+    ),
+    warn(
+        "Gateway",
+        https(mode="SIMPLE", credentialName="c", minProtocolVersion="TLSV1_1"),
+        "spec.servers[0].tls.minProtocolVersion",
+    ),
+    allow(
+        "Gateway",
+        https(
+            mode="SIMPLE",
+            credentialName="c",
+            minProtocolVersion="TLSV1_0",
+            cipherSuites=["AES128-SHA"],
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("row", GATEWAY, ids=ids(GATEWAY))
+def test_gateway(row: Row) -> None:
+    assert_row(row)
+
+
+def test_more_than_two_tls_certificates_warns_and_the_crd_caps_them() -> None:
+    """Istio's webhook only warns past 2 tlsCertificates, but the CRD's maxItems: 2 refuses the
+    object first; the structural check runs that CRD rule, so both findings are reported."""
+    row = warn("Gateway", https(mode="SIMPLE", tlsCertificates=[CERT, CERT, CERT]), "")
+    path = "spec.servers[0].tls.tlsCertificates"
+    found = {(f.path, f.is_error) for f in findings_of(row)}
+    assert found == {(path, False), (path, True)}
+
+
+# ---- section 4.4: ServiceEntry -------------------------------------------------------------
+
+HTTP_PORT = {"number": 80, "name": "http", "protocol": "HTTP"}
+TCP_PORT = {"number": 5432, "name": "pg", "protocol": "TCP"}
+SERVICE_ENTRY = [
+    allow("ServiceEntry", se()),
+    deny("ServiceEntry", se(hosts=[]), "spec.hosts"),
+    deny("ServiceEntry", se(hosts=["*"]), "spec.hosts[0]"),
+    deny("ServiceEntry", se(hosts=["bad_host.example.com"]), "spec.hosts[0]"),
+    warn("ServiceEntry", se(hosts=["*-api.example.com"], resolution="NONE"), "spec.hosts[0]"),
+    allow("ServiceEntry", se(hosts=["*-api.example.com"], resolution="DYNAMIC_DNS")),
+    deny("ServiceEntry", se(addresses=["10.0.0.300"], resolution="NONE"), "spec.addresses[0]"),
+    allow("ServiceEntry", se(addresses=["10.0.0.0/24"], resolution="NONE")),
+    allow(
+        "ServiceEntry",
+        se(addresses=["10.0.0.0/24"], resolution="STATIC", endpoints=[{"address": "10.0.0.1"}]),
+    ),
+    deny("ServiceEntry", se(addresses=["10.0.0.0/24"]), "spec.addresses[0]"),
+    deny(
+        "ServiceEntry",
+        se(
+            resolution="STATIC",
+            workloadSelector={"labels": {"app": "a"}},
+            endpoints=[{"address": "10.0.0.1"}],
+        ),
+        "spec.workloadSelector",
+    ),
+    warn(
+        "ServiceEntry",
+        se(resolution="STATIC", workloadSelector={"labels": {}}),
+        "spec.workloadSelector",
+    ),
+    deny(
+        "ServiceEntry",
+        se(resolution="STATIC", workloadSelector={"labels": {"app": "*"}}),
+        "spec.workloadSelector.labels[app]",
+    ),
+    deny(
+        "ServiceEntry", se(ports=[HTTP_PORT, {**HTTP_PORT, "number": 8080}]), "spec.ports[1].name"
+    ),
+    deny(
+        "ServiceEntry",
+        se(ports=[HTTP_PORT, {**HTTP_PORT, "name": "http2"}]),
+        "spec.ports[1].number",
+    ),
+    deny(
+        "ServiceEntry", se(ports=[{**HTTP_PORT, "targetPort": 70000}]), "spec.ports[0].targetPort"
+    ),
+    deny("ServiceEntry", se(ports=[{**HTTP_PORT, "protocol": "SMTP"}]), "spec.ports[0].protocol"),
+    warn(
+        "ServiceEntry",
+        se(hosts=["db.example.com"], ports=[TCP_PORT], resolution="NONE"),
+        "spec.ports[0]",
+    ),
+    warn(
+        "ServiceEntry",
+        se(hosts=["db.example.com"], ports=[{"number": 5432, "name": "pg"}], resolution="NONE"),
+        "spec.ports[0]",
+    ),
+    allow("ServiceEntry", se(hosts=["db.example.com"], ports=[TCP_PORT])),
+    warn(
+        "ServiceEntry",
+        se(hosts=["db.example.com"], ports=[TCP_PORT]),
+        "spec.ports[0]",
+        annotations={"networking.istio.io/enable-autoallocate-ip": "false"},
+    ),
+    allow(
+        "ServiceEntry",
+        se(hosts=["db.example.com"], ports=[TCP_PORT], resolution="NONE", addresses=["10.0.0.5"]),
+    ),
+    deny(
+        "ServiceEntry", se(resolution="NONE", endpoints=[{"address": "10.0.0.1"}]), "spec.endpoints"
+    ),
+    warn(
+        "ServiceEntry",
+        se(resolution="NONE", workloadSelector={"labels": {"app": "a"}}),
+        "spec.workloadSelector",
+    ),
+    deny(
+        "ServiceEntry",
+        se(resolution="STATIC", endpoints=[{"address": "db.example.com"}]),
+        "spec.endpoints[0].address",
+    ),
+    deny(
+        "ServiceEntry",
+        se(resolution="STATIC", endpoints=[{"address": "10.0.0.1", "ports": {"other": 8443}}]),
+        "spec.endpoints[0].ports[other]",
+    ),
+    allow(
+        "ServiceEntry",
+        se(resolution="STATIC", endpoints=[{"address": "10.0.0.1", "ports": {"https": 8443}}]),
+    ),
+    allow("ServiceEntry", se(resolution="STATIC", endpoints=[{"address": "unix:///var/a.sock"}])),
+    deny(
+        "ServiceEntry",
+        se(
+            resolution="STATIC",
+            endpoints=[{"address": "unix:///var/a.sock", "ports": {"https": 8443}}],
+        ),
+        "spec.endpoints[0].ports",
+    ),
+    deny(
+        "ServiceEntry",
+        se(
+            resolution="STATIC",
+            ports=[HTTP_PORT, {**HTTP_PORT, "number": 81, "name": "http-alt"}],
+            endpoints=[{"address": "unix:///var/a.sock"}],
+        ),
+        "spec.endpoints[0].address",
+    ),
+    deny("ServiceEntry", se(hosts=["*.example.com"]), "spec.hosts[0]"),
+    allow("ServiceEntry", se(hosts=["*.example.com"], endpoints=[{"address": "gw.example.com"}])),
+    deny(
+        "ServiceEntry",
+        se(
+            resolution="DNS_ROUND_ROBIN",
+            endpoints=[{"address": "a.example.com"}, {"address": "b.example.com"}],
+        ),
+        "spec.endpoints",
+    ),
+    deny("ServiceEntry", se(endpoints=[{"address": "bad_host!"}]), "spec.endpoints[0].address"),
+    deny(
+        "ServiceEntry",
+        se(endpoints=[{"address": "a.example.com", "ports": {"nope": 1}}]),
+        "spec.endpoints[0].ports[nope]",
+    ),
+    allow("ServiceEntry", se(hosts=["a.example.com"], addresses=["10.0.0.9"], ports=[TCP_PORT])),
+    # With several hosts the "several hosts" error below fires too, and warnings go with errors.
+    deny(
+        "ServiceEntry",
+        se(hosts=["a.example.com", "b.example.com"], addresses=["10.0.0.9"], ports=[TCP_PORT]),
+        "spec.ports",
+    ),
+    deny("ServiceEntry", se(hosts=["a.example.com"], resolution="DYNAMIC_DNS"), "spec.hosts[0]"),
+    deny(
+        "ServiceEntry",
+        se(hosts=["*.example.com"], resolution="DYNAMIC_DNS", addresses=["10.0.0.1"]),
+        "spec.addresses",
+    ),
+    deny(
+        "ServiceEntry",
+        se(hosts=["*.example.com"], resolution="DYNAMIC_DNS", endpoints=[{"address": "10.0.0.1"}]),
+        "spec.endpoints",
+    ),
+    deny(
+        "ServiceEntry",
+        se(hosts=["*.example.com"], resolution="DYNAMIC_DNS", ports=[TCP_PORT]),
+        "spec.ports[0].protocol",
+    ),
+    deny(
+        "ServiceEntry",
+        se(hosts=["*.example.com"], resolution="DYNAMIC_DNS", location="MESH_INTERNAL"),
+        "spec.location",
+        labels={"istio.io/use-waypoint": "waypoint"},
+    ),
+    allow(
+        "ServiceEntry",
+        se(hosts=["*.example.com"], resolution="DYNAMIC_DNS", location="MESH_INTERNAL"),
+    ),
+    deny(
+        "ServiceEntry", se(hosts=["a.example.com", "b.example.com"], ports=[TCP_PORT]), "spec.ports"
+    ),
+    allow("ServiceEntry", se(hosts=["a.example.com", "b.example.com"], ports=[HTTP_PORT])),
+    allow(
+        "ServiceEntry",
+        se(
+            hosts=["a.example.com", "b.example.com"],
+            ports=[TCP_PORT],
+            resolution="NONE",
+            addresses=["10.0.0.9"],
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("row", SERVICE_ENTRY, ids=ids(SERVICE_ENTRY))
+def test_service_entry(row: Row) -> None:
+    assert_row(row)
+
+
+# ---- section 4.5: Sidecar ------------------------------------------------------------------
+
+SIDECAR = [
+    allow("Sidecar", sidecar()),
+    deny("Sidecar", {}, "spec"),
+    allow("Sidecar", {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}),
+    allow("Sidecar", {"inboundConnectionPool": {"http": {"http1MaxPendingRequests": 10}}}),
+    deny(
+        "Sidecar",
+        sidecar(workloadSelector={"labels": {"app": "*"}}),
+        "spec.workloadSelector.labels[app]",
+    ),
+    warn("Sidecar", sidecar(workloadSelector={"labels": {}}), "spec.workloadSelector"),
+    # ingress
+    allow("Sidecar", ingress()),
+    deny("Sidecar", {"ingress": [{"defaultEndpoint": "127.0.0.1:8080"}]}, "spec.ingress[0].port"),
+    deny(
+        "Sidecar",
+        ingress(port={"number": 70000, "name": "http", "protocol": "HTTP"}),
+        "spec.ingress[0].port.number",
+    ),
+    deny(
+        "Sidecar",
+        ingress(port={"number": 9080, "name": "Http_1", "protocol": "HTTP"}),
+        "spec.ingress[0].port.name",
+    ),
+    deny(
+        "Sidecar",
+        ingress(port={"number": 9080, "name": "http", "protocol": "FTP"}),
+        "spec.ingress[0].port.protocol",
+    ),
+    deny(
+        "Sidecar",
+        ingress(port={"number": 9080, "name": "http", "protocol": "HTTP", "targetPort": 8080}),
+        "spec.ingress[0].port.targetPort",
+    ),
+    deny("Sidecar", ingress(bind="not-an-ip"), "spec.ingress[0].bind"),
+    deny(
+        "Sidecar",
+        {"ingress": [ingress()["ingress"][0], ingress()["ingress"][0]]},
+        "spec.ingress[1].port.number",
+    ),
+    *[
+        allow("Sidecar", ingress(defaultEndpoint=endpoint))
+        for endpoint in ("0.0.0.0:8080", "[::1]:8080", "[::]:8080", ":8080", "unix:///var/a.sock")
+    ],
+    deny("Sidecar", ingress(defaultEndpoint="10.0.0.1:8080"), "spec.ingress[0].defaultEndpoint"),
+    deny("Sidecar", ingress(defaultEndpoint="127.0.0.1"), "spec.ingress[0].defaultEndpoint"),
+    deny("Sidecar", ingress(defaultEndpoint="unix://a.sock"), "spec.ingress[0].defaultEndpoint"),
+    deny("Sidecar", ingress(defaultEndpoint="127.0.0.1:0"), "spec.ingress[0].defaultEndpoint"),
+    allow(
+        "Sidecar",
+        ingress(
+            port={"number": 9443, "name": "https", "protocol": "HTTPS"},
+            tls={"mode": "SIMPLE", **CERT},
+        ),
+    ),
+    *[
+        deny(
+            "Sidecar",
+            ingress(
+                port={"number": 9443, "name": "https", "protocol": "HTTPS"},
+                tls={"mode": "SIMPLE", **CERT, key: value},
+            ),
+            f"spec.ingress[0].tls.{key}",
+        )
+        for key, value in (
+            ("subjectAltNames", ["a"]),
+            ("httpsRedirect", True),
+            ("credentialName", "c"),
+            ("credentialNames", ["c"]),
+            ("tlsCertificates", [CERT]),
+        )
+    ],
+    deny(
+        "Sidecar",
+        ingress(
+            port={"number": 9443, "name": "https", "protocol": "HTTPS"},
+            tls={"mode": "ISTIO_MUTUAL"},
+        ),
+        "spec.ingress[0].tls.mode",
+    ),
+    deny(
+        "Sidecar",
+        ingress(
+            port={"number": 9443, "name": "https", "protocol": "HTTPS"},
+            tls={"mode": "AUTO_PASSTHROUGH"},
+        ),
+        "spec.ingress[0].tls.mode",
+    ),
+    deny("Sidecar", ingress(tls={"mode": "SIMPLE", **CERT}), "spec.ingress[0].tls"),
+    deny(
+        "Sidecar",
+        ingress(
+            port={"number": 9443, "name": "tls", "protocol": "TLS"}, tls={"mode": "MUTUAL", **CERT}
+        ),
+        "spec.ingress[0].tls.caCertificates",
+    ),
+    deny(
+        "Sidecar",
+        ingress(connectionPool={"tcp": {"connectTimeout": "0s"}}),
+        "spec.ingress[0].connectionPool.tcp.connectTimeout",
+    ),
+    warn(
+        "Sidecar",
+        ingress(
+            port={"number": 5432, "name": "pg", "protocol": "TCP"},
+            connectionPool={"http": {"maxRetries": 3}},
+        ),
+        "spec.ingress[0].connectionPool.http",
+    ),
+    # egress listeners
+    deny(
+        "Sidecar",
+        {"egress": [{"hosts": ["./*"]}, {"port": HTTP_PORT, "hosts": ["./*"]}]},
+        "spec.egress[0].port",
+    ),
+    allow("Sidecar", {"egress": [{"port": HTTP_PORT, "hosts": ["./*"]}, {"hosts": ["./*"]}]}),
+    deny(
+        "Sidecar",
+        {
+            "egress": [
+                {
+                    "port": {"number": 0, "name": "u", "protocol": "HTTP"},
+                    "bind": "unix:///var/a.sock",
+                    "captureMode": "IPTABLES",
+                    "hosts": ["./*"],
+                }
+            ]
+        },
+        "spec.egress[0].captureMode",
+    ),
+    deny(
+        "Sidecar",
+        {"egress": [{"port": HTTP_PORT, "hosts": ["./*"]}, {"port": HTTP_PORT, "hosts": ["./*"]}]},
+        "spec.egress[1].port.number",
+    ),
+    allow(
+        "Sidecar",
+        {
+            "egress": [
+                {"port": HTTP_PORT, "bind": "10.0.0.1", "hosts": ["./*"]},
+                {"port": HTTP_PORT, "bind": "10.0.0.2", "hosts": ["./*"]},
+            ]
+        },
+    ),
+    deny(
+        "Sidecar",
+        {
+            "egress": [
+                {
+                    "port": {"number": 0, "name": "u", "protocol": "HTTP"},
+                    "bind": "unix:///a.sock",
+                    "hosts": ["./*"],
+                },
+                {
+                    "port": {"number": 0, "name": "v", "protocol": "HTTP"},
+                    "bind": "unix:///a.sock",
+                    "hosts": ["./*"],
+                },
+            ]
+        },
+        "spec.egress[1].bind",
+    ),
+    deny(
+        "Sidecar",
+        {"egress": [{"port": {**HTTP_PORT, "targetPort": 8080}, "hosts": ["./*"]}]},
+        "spec.egress[0].port.targetPort",
+    ),
+    deny("Sidecar", {"egress": [{"hosts": []}]}, "spec.egress[0].hosts"),
+    allow("Sidecar", egress_hosts("istio-system/*", "./*.example.com", "*/a.example.com")),
+    deny("Sidecar", egress_hosts("Bad_NS/a.example.com"), "spec.egress[0].hosts[0]"),
+    warn("Sidecar", egress_hosts("./a.example.com", "./a.example.com"), "spec.egress[0].hosts[1]"),
+    warn("Sidecar", egress_hosts("prod/*", "prod/a.example.com"), "spec.egress[0].hosts[1]"),
+    warn("Sidecar", egress_hosts("prod/a.example.com", "prod/*"), "spec.egress[0].hosts[0]"),
+    warn("Sidecar", egress_hosts("*/*", "prod/a.example.com"), "spec.egress[0].hosts"),
+    # outboundTrafficPolicy
+    deny(
+        "Sidecar",
+        {"outboundTrafficPolicy": {"mode": "ALLOW_ANY_DYNAMIC_DNS"}},
+        "spec.outboundTrafficPolicy.mode",
+    ),
+    allow(
+        "Sidecar",
+        {
+            "outboundTrafficPolicy": {
+                "mode": "ALLOW_ANY",
+                "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}},
+            }
+        },
+    ),
+    deny(
+        "Sidecar",
+        {
+            "outboundTrafficPolicy": {
+                "mode": "REGISTRY_ONLY",
+                "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}},
+            }
+        },
+        "spec.outboundTrafficPolicy.egressProxy",
+    ),
+    deny(
+        "Sidecar",
+        {
+            "outboundTrafficPolicy": {
+                "mode": "ALLOW_ANY",
+                "egressProxy": {"host": "*.example.com", "port": {"number": 3128}},
+            }
+        },
+        "spec.outboundTrafficPolicy.egressProxy.host",
+    ),
+    deny(
+        "Sidecar",
+        {
+            "outboundTrafficPolicy": {
+                "mode": "ALLOW_ANY",
+                "egressProxy": {"host": "proxy.example.com"},
+            }
+        },
+        "spec.outboundTrafficPolicy.egressProxy.port",
+    ),
+    # inboundConnectionPool
+    deny("Sidecar", {"inboundConnectionPool": {}}, "spec.inboundConnectionPool"),
+    deny(
+        "Sidecar",
+        {"inboundConnectionPool": {"http": {"maxRetries": -1}}},
+        "spec.inboundConnectionPool.http.maxRetries",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", SIDECAR, ids=ids(SIDECAR))
+def test_sidecar(row: Row) -> None:
+    assert_row(row)
+
+
+# ---- section 4.7: PeerAuthentication -------------------------------------------------------
+
+SELECTED = {"selector": {"matchLabels": {"app": "web"}}}
+PEER_AUTHENTICATION = [
+    allow(
+        "PeerAuthentication",
+        {**SELECTED, "mtls": {"mode": "STRICT"}, "portLevelMtls": {"8080": {"mode": "DISABLE"}}},
+    ),
+    deny(
+        "PeerAuthentication", {"portLevelMtls": {"8080": {"mode": "DISABLE"}}}, "spec.portLevelMtls"
+    ),
+    deny(
+        "PeerAuthentication",
+        {"selector": {"matchLabels": {}}, "portLevelMtls": {"8080": {"mode": "DISABLE"}}},
+        "spec.portLevelMtls",
+    ),
+    deny("PeerAuthentication", {**SELECTED, "portLevelMtls": {}}, "spec.portLevelMtls"),
+    deny(
+        "PeerAuthentication",
+        {**SELECTED, "portLevelMtls": {"0": {"mode": "DISABLE"}}},
+        "spec.portLevelMtls[0]",
+    ),
+    deny(
+        "PeerAuthentication",
+        {**SELECTED, "portLevelMtls": {"70000": {"mode": "DISABLE"}}},
+        "spec.portLevelMtls[70000]",
+    ),
+    *[
+        allow("PeerAuthentication", {"mtls": {"mode": m}})
+        for m in ("UNSET", "DISABLE", "PERMISSIVE", "STRICT")
+    ],
+    deny("PeerAuthentication", {"mtls": {"mode": "OPTIONAL"}}, "spec.mtls.mode"),
+    deny(
+        "PeerAuthentication",
+        {**SELECTED, "portLevelMtls": {"80": {"mode": "strict"}}},
+        "spec.portLevelMtls[80].mode",
+    ),
+    warn("PeerAuthentication", {"selector": {}}, "spec.selector"),
+    deny(
+        "PeerAuthentication",
+        {"selector": {"matchLabels": {"": "x"}}},
+        "spec.selector.matchLabels[]",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", PEER_AUTHENTICATION, ids=ids(PEER_AUTHENTICATION))
+def test_peer_authentication(row: Row) -> None:
+    assert_row(row)
