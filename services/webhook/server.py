@@ -1,11 +1,12 @@
 """The HTTPS side: ``POST /validate`` and ``POST /mutate`` on the lean HTTP/1.1 server, and the
 process around it.
 
-Why not aiohttp: with 10-route VirtualServices a review is ~300 µs of validation, and
-aiohttp's request and response objects plus its TLS read path added ~150 µs more, which kept
-p99 at concurrency 16 over the 5 ms target (benchmarks/webhook/history.md). Here a request is
-parsed into a header list and a body, answered with one pre-formatted head and the answer's
-bytes, over the event loop's own TLS transport with the reloading certificate.
+Why not aiohttp: every microsecond of a review's CPU adds ~16 to the latency at concurrency
+16 (the process is CPU-bound on one core), and aiohttp's request and response objects and its
+TLS read path cost ~40-50 µs per review beyond this server's (benchmarks/webhook/history.md,
+round 3). Here a request is parsed into a header list and a body and answered with one
+pre-formatted head and the answer's bytes, over the event loop's own TLS transport with the
+reloading certificate.
 
 The handler only moves bytes: route, method, size and content-type checks, then
 :mod:`admission` decides. Validation is pure CPU work bounded by the body limit, so it runs
