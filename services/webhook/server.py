@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
 
 from meshguard.common.leanhttp import HttpEndpoint, LeanHttpServer, Limits, Request, render
 from meshguard.common.server import ServiceRuntime
@@ -28,7 +25,7 @@ from meshguard.common.validation import ValidatorRegistry
 from meshguard.webhook import admission, metrics
 from meshguard.webhook.decisions import DecisionLog
 from meshguard.webhook.injection.config import InjectionConfig
-from meshguard.webhook.injection.review import handle_mutate, mutate_review
+from meshguard.webhook.injection.review import mutate_review
 from meshguard.webhook.settings import WebhookSettings
 
 JSON = "application/json"
@@ -43,8 +40,7 @@ def media_type(value: str | None) -> str:
 
 
 class Reviews:
-    """``/validate`` from content type and body to (status, JSON bytes): shared by the lean
-    server and the aiohttp app."""
+    """``/validate`` from content type and body to (status, JSON bytes)."""
 
     def __init__(
         self, registry: ValidatorRegistry, max_body_bytes: int, decisions: DecisionLog
@@ -81,6 +77,8 @@ def error_body(reason: str) -> bytes:
 class WebhookHttp:
     """The lean server's responder: routes, then :class:`Reviews` or the injector."""
 
+    PATHS = ("/validate", "/mutate")
+
     def __init__(self, reviews: Reviews, injection: InjectionConfig | None = None) -> None:
         self.reviews = reviews
         self.injection = injection or InjectionConfig()
@@ -93,7 +91,7 @@ class WebhookHttp:
     def respond(self, request: Request) -> bytes:
         """The response bytes for one request; never raises."""
         path = request.target.partition("?")[0]
-        if path not in ("/validate", "/mutate"):
+        if path not in self.PATHS:
             return _answer(404, error_body(f"no route {path}"), request)
         if request.method != "POST":
             return _answer(405, error_body("only POST is served"), request)
@@ -132,34 +130,6 @@ def _answer(status: int, body: bytes, request: Request) -> bytes:
     if status == 200 and request.keep_alive:
         return _OK_HEAD % len(body) + b"\r\n" + body
     return render(status, _JSON_HEADERS, body, keep_alive=request.keep_alive, head=request.head)
-
-
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-def build_app(
-    registry: ValidatorRegistry,
-    max_body_bytes: int,
-    mutate: Handler = handle_mutate,
-    *,
-    decisions: DecisionLog | None = None,
-) -> web.Application:
-    """The same routes as an aiohttp app (for aiohttp's test client; the process serves
-    :class:`WebhookHttp`)."""
-    app = web.Application(client_max_size=max_body_bytes + 1)
-    reviews = Reviews(registry, max_body_bytes, decisions or DecisionLog())
-
-    async def validate(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > max_body_bytes:
-            status, body = 413, error_body(reviews.too_large())
-        else:
-            data = await request.content.read(max_body_bytes + 1)
-            status, body = reviews.validate(media_type(request.content_type), data)
-        return web.Response(status=status, body=body, content_type=JSON)
-
-    app.router.add_post("/validate", validate)
-    app.router.add_post("/mutate", mutate)
-    return app
 
 
 def build_runtime(

@@ -9,10 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import Counter
 
 from meshguard.webhook.injection.annotations import InjectionError
@@ -59,26 +57,3 @@ def mutate_review(review: dict[str, Any], config: InjectionConfig | None = None)
     response["patch"] = base64.b64encode(json.dumps(injected.patch).encode()).decode("ascii")
     log.info("sidecar injected", extra={"namespace": namespace, "dry_run": dry_run})
     return answer
-
-
-def make_mutate_handler(
-    config: InjectionConfig | None = None,
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle_mutate(request: web.Request) -> web.Response:
-        if request.content_type != "application/json":
-            return web.Response(status=415, text="expected Content-Type: application/json\n")
-        body = await request.read()
-        if not body:
-            return web.Response(status=400, text="empty body\n")
-        try:
-            review = json.loads(body)
-        except ValueError:
-            return web.Response(status=400, text="body is not JSON\n")
-        if not isinstance(review, dict):
-            return web.Response(status=400, text="body is not an AdmissionReview\n")
-        return web.json_response(mutate_review(review, config))
-
-    return handle_mutate
-
-
-handle_mutate = make_mutate_handler()

@@ -1,7 +1,7 @@
 """Injection settings from flags or ``MESHGUARD_INJECT_*`` env, mirrored by the chart's values.
 
-``meshguard inject`` uses them; ``meshguard webhook serve`` can add them for ``/mutate`` (see
-:func:`meshguard.webhook.injection.review.make_mutate_handler`).
+``meshguard inject`` uses them, and so does ``meshguard webhook serve`` for ``/mutate`` (see
+:class:`meshguard.webhook.server.WebhookHttp`).
 """
 
 from __future__ import annotations

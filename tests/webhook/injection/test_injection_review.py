@@ -8,14 +8,14 @@ import json
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from meshguard.cli import build_parser
+from meshguard.common.leanhttp import Request
 from meshguard.registry import default_registry
+from meshguard.webhook.decisions import DecisionLog
 from meshguard.webhook.injection import settings
-from meshguard.webhook.injection.review import handle_mutate, make_mutate_handler, mutate_review
-from meshguard.webhook.server import build_app
+from meshguard.webhook.injection.review import mutate_review
+from meshguard.webhook.server import Reviews, WebhookHttp
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -124,32 +124,32 @@ def test_operations_other_than_create_and_missing_objects_pass() -> None:
     assert mutate_review(_review("not a pod"))["response"] == {"uid": "abc", "allowed": True}  # type: ignore[arg-type]
 
 
-async def test_http_edge() -> None:
-    app = web.Application()
-    app.router.add_post("/mutate", handle_mutate)
-    async with TestClient(TestServer(app)) as client:
-        ok = await client.post("/mutate", json=_review(POD))
-        assert ok.status == 200
-        assert (await ok.json())["response"]["patchType"] == "JSONPatch"
-        assert (
-            await client.post("/mutate", data="x", headers={"Content-Type": "text/plain"})
-        ).status == 415
-        assert (
-            await client.post("/mutate", data="", headers={"Content-Type": "application/json"})
-        ).status == 400
-        assert (
-            await client.post("/mutate", data="{nope", headers={"Content-Type": "application/json"})
-        ).status == 400
+def mutate_http(http: WebhookHttp, body: bytes, content_type: str = "application/json") -> Any:
+    """POST /mutate through the webhook server's own responder: (status, parsed body)."""
+    raw = [(b"Content-Type", content_type.encode())]
+    answer = http.respond(Request("POST", "/mutate", raw, body, keep_alive=False))
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
 
 
-async def test_webhook_serve_flags_reach_mutate() -> None:
+def test_http_edge() -> None:
+    http = WebhookHttp(Reviews(default_registry(), 64 * 1024, DecisionLog()))
+    status, answer = mutate_http(http, json.dumps(_review(POD)).encode())
+    assert status == 200 and answer["response"]["patchType"] == "JSONPatch"
+    assert mutate_http(http, b"x", "text/plain")[0] == 415
+    assert mutate_http(http, b"")[0] == 400
+    assert mutate_http(http, b"{nope")[0] == 400
+    assert mutate_http(http, b"[1]")[0] == 400
+
+
+def test_webhook_serve_flags_reach_mutate() -> None:
     """``meshguard webhook serve --inject-*`` builds the /mutate route from those settings."""
     flags = "--inject-mtls-mode PERMISSIVE --inject-proxy-image registry.local/proxy:9"
     args = build_parser().parse_args(["webhook", "serve", *flags.split()])
-    handler = make_mutate_handler(settings.from_args(args))
-    app = build_app(default_registry(), 64 * 1024, handler)
-    async with TestClient(TestServer(app)) as client:
-        answer = await (await client.post("/mutate", json=_review(copy.deepcopy(POD)))).json()
+    http = WebhookHttp(
+        Reviews(default_registry(), 64 * 1024, DecisionLog()), settings.from_args(args)
+    )
+    _, answer = mutate_http(http, json.dumps(_review(copy.deepcopy(POD))).encode())
     patch = json.loads(base64.b64decode(answer["response"]["patch"]))
     text = json.dumps(patch)
     assert "registry.local/proxy:9" in text and "inbound-plain-8080" in text
