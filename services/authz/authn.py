@@ -54,8 +54,11 @@ NOT_APPLIED = AuthnResult()
 
 
 def is_cors_preflight(http: HttpRequest) -> bool:
+    """Envoy's test: ``OPTIONS`` with non-empty ``Origin`` and ``Access-Control-Request-Method``."""
     h = http.headers
-    return http.method == "OPTIONS" and "origin" in h and "access-control-request-method" in h
+    return http.method == "OPTIONS" and bool(
+        h.get("origin") and h.get("access-control-request-method")
+    )
 
 
 def locations(rule: JWTRule) -> list[Location]:
@@ -168,7 +171,7 @@ class VerifiedCache:
     def put(self, token: str, rule: JWTRule, verified: Verified, now: float) -> None:
         expires = now + self.ttl
         exp = verified.identity.claims.get("exp")
-        if isinstance(exp, int | float) and not isinstance(exp, bool):
+        if isinstance(exp, int | float) and not isinstance(exp, bool) and exp > 0:
             expires = min(expires, float(exp) + tokens.CLOCK_SKEW_SECONDS)
         key = (hashlib.sha256(token.encode()).digest(), id(rule))
         self._entries[key] = (expires, verified, rule)
@@ -203,18 +206,20 @@ class Authenticator:
         cached = self._cache.get(token.raw, rule, now)
         if cached is not None:
             return cached
+        # Envoy checks the claims before it looks for a key (or fetches the key set).
+        tokens.check_claims(token, rule, now)
         keys = await self._key_set(rule, False)
         if keys is None:
             raise TokenError(tokens.NO_JWKS)
         try:
-            payload = tokens.verify(token, rule, keys)
+            payload = tokens.verify_signature(token, keys)
         except TokenError as exc:
             if exc.message != tokens.NO_KEY or rule.jwks:
                 raise
             refreshed = await self._key_set(rule, True)
             if refreshed is None or refreshed is keys:
                 raise
-            payload = tokens.verify(token, rule, refreshed)
+            payload = tokens.verify_signature(token, refreshed)
         verified = Verified.of(rule, payload, token)
         self._cache.put(token.raw, rule, verified, now)
         return verified
@@ -270,6 +275,7 @@ class Authenticator:
         self, raw: str, configured: list[tuple[Location, JWTRule]]
     ) -> tuple[JWTRule, Verified]:
         token = tokens.parse(raw)
+        tokens.check_algorithm(token)
         candidates = [r for _, r in configured if not r.issuer or r.issuer == token.issuer]
         if not candidates:
             raise TokenError(tokens.UNKNOWN_ISSUER)

@@ -1,4 +1,4 @@
-"""Verify one JWT against one JWT rule's key set: signature, time window, issuer, audience.
+"""Verify one JWT for one JWT rule: issuer, time window and audience, then the signature.
 
 Errors carry Envoy jwt_authn's messages so clients see what they would see behind Istio.
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jwt
-from jwt.exceptions import ExpiredSignatureError, ImmatureSignatureError, PyJWTError
+from jwt.exceptions import PyJWTError
 
 from meshguard.authz.keys import SUPPORTED_ALGORITHMS, KeySet
 from meshguard.authz.model import JWTRule
@@ -99,24 +99,56 @@ def audiences_of(payload: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def verify(token: UnverifiedToken, rule: JWTRule, keys: KeySet) -> dict[str, Any]:
-    """The verified payload; raises TokenError. Issuer routing is the caller's job."""
+def check_algorithm(token: UnverifiedToken) -> None:
+    """Envoy rejects an unsupported ``alg`` while parsing, before it even looks at ``iss``."""
     alg = token.header.get("alg")
     if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
         raise TokenError(BAD_ALG)
+
+
+def _time_claim(payload: Mapping[str, Any], name: str) -> float:
+    value = payload.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise TokenError(f"Jwt payload [{name}] field is not an integer")
+    return float(value)
+
+
+def check_claims(token: UnverifiedToken, rule: JWTRule, now: float) -> None:
+    """The checks jwt_authn makes before it needs a key, in its order: issuer, ``nbf``, ``exp``
+    (both with the clock skew; ``exp`` 0 or absent never expires), then the audiences (403).
+
+    Running them before the signature matters for what the client is told: an expired token
+    is "Jwt is expired" whatever its signature, and a disallowed audience is a 403 even when
+    the signature (or the key set) would also have failed.
+    """
+    payload = token.payload
+    if rule.issuer and payload.get("iss") != rule.issuer:
+        raise TokenError(UNKNOWN_ISSUER)
+    nbf, exp = _time_claim(payload, "nbf"), _time_claim(payload, "exp")
+    if now + CLOCK_SKEW_SECONDS < nbf:
+        raise TokenError(NOT_YET_VALID)
+    if exp > 0 and now > exp + CLOCK_SKEW_SECONDS:
+        raise TokenError(EXPIRED)
+    if rule.audiences and not set(audiences_of(payload)) & set(rule.audiences):
+        raise TokenError(BAD_AUDIENCE, status=403)
+
+
+def verify_signature(token: UnverifiedToken, keys: KeySet) -> dict[str, Any]:
+    """The payload once a key of ``keys`` verifies the signature (claims: see check_claims)."""
+    alg = str(token.header.get("alg"))
     kid = token.header.get("kid")
     candidates = keys.candidates(alg, kid if isinstance(kid, str) else None)
     if not candidates:
         raise TokenError(NO_KEY)
-    payload: dict[str, Any] | None = None
     for key in candidates:
         try:
-            payload = jwt.decode(
+            return jwt.decode(
                 token.raw,
                 key=key,
                 algorithms=[alg],
-                leeway=CLOCK_SKEW_SECONDS,
                 options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
                     "verify_aud": False,
                     "verify_iss": False,
                     "verify_iat": False,
@@ -124,20 +156,9 @@ def verify(token: UnverifiedToken, rule: JWTRule, keys: KeySet) -> dict[str, Any
                     "verify_jti": False,
                 },
             )
-            break
-        except ExpiredSignatureError as exc:
-            raise TokenError(EXPIRED) from exc
-        except ImmatureSignatureError as exc:
-            raise TokenError(NOT_YET_VALID) from exc
         except PyJWTError:
             continue
-    if payload is None:
-        raise TokenError(BAD_SIGNATURE)
-    if rule.issuer and payload.get("iss") != rule.issuer:
-        raise TokenError(UNKNOWN_ISSUER)
-    if rule.audiences and not set(audiences_of(payload)) & set(rule.audiences):
-        raise TokenError(BAD_AUDIENCE, status=403)
-    return payload
+    raise TokenError(BAD_SIGNATURE)
 
 
 def normalise_claims(payload: Mapping[str, Any], rule: JWTRule) -> dict[str, Any]:

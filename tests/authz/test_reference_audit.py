@@ -1534,6 +1534,8 @@ async def test_cors_preflight_bypasses_jwt(headers: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     "headers",
     [
+        pytest.param({"origin": "", "access-control-request-method": "GET"}, id="empty-origin"),
+        pytest.param({"origin": "https://a", "access-control-request-method": ""}, id="empty-acrm"),
         pytest.param({"origin": "https://a"}, id="no-request-method"),
         pytest.param({"access-control-request-method": "GET"}, id="no-origin"),
     ],
@@ -1600,3 +1602,80 @@ async def test_jwks_unavailable_fails_closed_only_for_tokens() -> None:
     text = ra(f"- issuer: {ISSUER}\n  jwksUri: https://issuer.example.com/jwks") + ALLOW_ALL
     assert (await _check(text, request(headers=_bearer(RSA.token())))).status == 401
     assert (await _check(text, request())).status == 200
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "body"),
+    [
+        pytest.param(
+            OTHER.token(aud="web", headers={"kid": "k1"}),
+            403,
+            "Audiences in Jwt are not allowed",
+            id="audience-before-signature",
+        ),
+        pytest.param(
+            OTHER.token(exp=int(time.time()) - 300, headers={"kid": "k1"}),
+            401,
+            "Jwt is expired",
+            id="expiry-before-signature",
+        ),
+        pytest.param(
+            RSA.token(exp=int(time.time()) - 300, aud="web"),
+            401,
+            "Jwt is expired",
+            id="expiry-before-audience",
+        ),
+        pytest.param(
+            RSA.token(nbf=int(time.time()) + 300, exp=int(time.time()) - 300),
+            401,
+            "Jwt not yet valid",
+            id="nbf-before-exp",
+        ),
+        pytest.param(
+            RSA.token(iss="https://x", exp=int(time.time()) - 300),
+            401,
+            "Jwt issuer is not configured",
+            id="issuer-before-expiry",
+        ),
+        pytest.param(
+            _unsigned({"iss": "https://x"}, {"alg": "none"}),
+            401,
+            "Jwt header [alg] is not supported",
+            id="alg-before-issuer",
+        ),
+        pytest.param(RSA.token(exp=0, aud="api"), 200, "", id="exp-zero-never-expires"),
+        pytest.param(
+            RSA.token(exp="soon", aud="api"),
+            401,
+            "Jwt payload [exp] field is not an integer",
+            id="exp-not-a-number",
+        ),
+    ],
+)
+async def test_envoy_check_order(token: str, status: int, body: str) -> None:
+    """§7.2: jwt_authn checks issuer, nbf, exp, audience, then the key and signature."""
+    outcome = await _check(ra(rule(extra="audiences: [api]")), request(headers=_bearer(token)))
+    assert (outcome.status, outcome.body) == (status, body)
+
+
+async def test_unreachable_jwks_still_reports_claim_problems_first() -> None:
+    text = ra(f"- issuer: {ISSUER}\n  jwksUri: https://issuer.example.com/jwks\n  audiences: [api]")
+    expired = RSA.token(exp=int(time.time()) - 300, aud="api")
+    assert (await _check(text, request(headers=_bearer(expired)))).body == "Jwt is expired"
+    wrong_aud = RSA.token(aud="web")
+    assert (await _check(text, request(headers=_bearer(wrong_aud)))).status == 403
+    assert (await _check(text, request(headers=_bearer(RSA.token(aud="api"))))).status == 401
+
+
+def test_custom_root_namespace() -> None:
+    """§1.1: ROOT is meshConfig.rootNamespace; istio-system is only its default."""
+    root_deny = ap(DENY_ALL, namespace="mesh-root")
+    assert not decide(policy_set(root_deny, root_namespace="mesh-root"), request()).allowed
+    default_root_deny = ap(DENY_ALL, namespace="istio-system")
+    assert decide(policy_set(default_root_deny, root_namespace="mesh-root"), request()).allowed
+
+
+@pytest.mark.parametrize("path", ["/a/../admin", "/a/%2e%2e/admin", "//admin", "/ADMIN"])
+def test_paths_are_not_renormalised(path: str) -> None:
+    """§6: the proxy normalises before the check; matching must take the path as given."""
+    assert _allowed(_to("{notPaths: [/admin]}"), request(path=path))
