@@ -8,10 +8,11 @@ mode, service-side RateLimit headers and dynamic metadata. The counter store is 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from meshguard.ratelimit.algorithms import Algorithm, never_allowed, outcome
@@ -373,13 +374,25 @@ class RateLimitService:
             descriptors.append(entry)
         merged: dict[str, Any] = {}
         for found, status in zip(matches, statuses, strict=True):
-            if found is None or found.metadata is None or status.code is not Code.OK:
+            # Unlimited descriptors are not among the reference's "passed" ones.
+            if found is None or found.metadata is None or found.limit.unlimited:
                 continue
-            for key, value in found.metadata.items():
-                merged.setdefault(key, value)
+            if status.code is Code.OK:
+                _merge_metadata(merged, found.metadata)
         out: dict[str, Any] = {"domain": request.domain, "descriptors": descriptors}
         if request.hits_addend:
             out["hitsAddend"] = request.hits_addend
         if merged:
             out["metadata"] = merged
         return out
+
+
+def _merge_metadata(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Add ``more`` to ``into``: mappings on both sides merge key by key, otherwise the value
+    already there wins (the reference merges the passed descriptors' blocks this way)."""
+    for key, value in more.items():
+        present = into.get(key)
+        if key not in into:
+            into[key] = copy.deepcopy(value)  # later merges must not touch the config
+        elif isinstance(present, dict) and isinstance(value, Mapping):
+            _merge_metadata(present, value)
