@@ -900,6 +900,58 @@ CASES += [
 ]
 
 
+STATS_CONFIG = """
+domain: st
+descriptors:
+  - key: ip
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: ip
+    value: 10.0.0.1
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: host
+    value: "a:b|c"
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: tenant
+    descriptors:
+      - key: user
+        detailed_metric: true
+        rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: route
+    value_to_metric: true
+    descriptors:
+      - key: verb
+        rate_limit: {unit: minute, requests_per_unit: 5}
+"""
+
+CASES.append(
+    Case(
+        "4.1 stat keys: config path, IPv4 dots and ':' '|' sanitised, detailed and value_to_metric",
+        STATS_CONFIG,
+        [
+            Call(
+                req(
+                    "st",
+                    d(("ip", "10.0.0.1")),
+                    d(("ip", "10.0.0.2")),
+                    d(("host", "a:b|c")),
+                    d(("tenant", "t1"), ("user", "u1")),
+                    d(("route", "/r"), ("verb", "GET")),
+                ),
+                statuses=[ok(5, "MINUTE", 4)] * 5,
+                stats={
+                    RL + "st.ip_10_0_0_1.total_hits": 1,
+                    RL + "st.ip.total_hits": 1,
+                    RL + "st.host_a_b_c.total_hits": 1,
+                    RL + "st.tenant_t1.user_u1.total_hits": 1,
+                    RL + "st.route_/r.verb.total_hits": 1,
+                    RL + "st.ip.within_limit": 1,
+                },
+            )
+        ],
+    )
+)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_rule(case: Case) -> None:
     await run_case(case, MemoryStore(clock=lambda: float(NOW)))
