@@ -27,7 +27,8 @@ from meshguard.authz.tokens import TokenError
 
 DEFAULT_HEADER = HeaderLocation("authorization", "Bearer ")
 DEFAULT_PARAM = "access_token"
-_JWT_CHARS = re.compile(r"[A-Za-z0-9_\-.=+/]+")
+# RFC 4648 §5 base64url plus '.': what Envoy collects after a header location's prefix.
+_JWT_CHARS = re.compile(r"[A-Za-z0-9_\-.]+")
 
 KeyLookup = Callable[[JWTRule, bool], Awaitable[KeySet | None]]
 Location = tuple[str, str, str]  # ("header", name, prefix) | ("param", name, "") | ("cookie", ...)
@@ -100,24 +101,28 @@ class JwtPlan:
 
 
 def _extract(http: HttpRequest, location: Location) -> str | None:
+    """The token at one location as Envoy's extractor reads it; None when it is not there.
+
+    A location that is present yields a token even when empty or garbled (it then fails to
+    parse: 401), as in Envoy: only a missing header/param/cookie, or a header lacking its
+    prefix, counts as "no token".
+    """
     kind, name, prefix = location
     if kind == "header":
         value = http.headers.get(name)
-        if value is None:
+        if value is None or not prefix:
+            return value
+        at = value.find(prefix)
+        if at == -1:
             return None
-        if prefix:
-            # Envoy finds the prefix anywhere in the value and takes the JWT characters after it.
-            at = value.find(prefix)
-            if at == -1:
-                return None
-            value = value[at + len(prefix) :]
-        match = _JWT_CHARS.match(value.strip())
-        return match.group(0) if match else None
+        # The first run of JWT characters after the prefix; with none, the whole value.
+        match = _JWT_CHARS.search(value, at + len(prefix))
+        return match.group(0) if match else value
     if kind == "param":
         if "?" not in http.path:
             return None
         for key, value in urllib.parse.parse_qsl(http.query, keep_blank_values=True):
-            if key == name and value:
+            if key == name:
                 return value
         return None
     cookies: SimpleCookie = SimpleCookie()
@@ -126,7 +131,7 @@ def _extract(http: HttpRequest, location: Location) -> str | None:
     except CookieError:
         return None
     morsel = cookies.get(name)
-    return morsel.value if morsel is not None and morsel.value else None
+    return morsel.value if morsel is not None else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

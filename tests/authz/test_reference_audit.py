@@ -1679,3 +1679,26 @@ def test_custom_root_namespace() -> None:
 def test_paths_are_not_renormalised(path: str) -> None:
     """§6: the proxy normalises before the check; matching must take the path as given."""
     assert _allowed(_to("{notPaths: [/admin]}"), request(path=path))
+
+
+@pytest.mark.parametrize(
+    ("extra", "headers", "path", "status"),
+    [
+        pytest.param("", {"authorization": "Bearer "}, "/", 401, id="empty-bearer-is-a-bad-token"),
+        pytest.param("", {"authorization": "Bearer"}, "/", 200, id="prefix-absent-no-token"),
+        pytest.param("", {"authorization": "Basic abc"}, "/", 200, id="other-scheme-no-token"),
+        pytest.param("", {}, "/?access_token=", 401, id="empty-param-is-a-bad-token"),
+        pytest.param("", {"authorization": "Bearer  {t}"}, "/", 200, id="skips-to-jwt-chars"),
+        pytest.param("", {"authorization": "x Bearer {t}, y"}, "/", 200, id="prefix-anywhere"),
+        pytest.param("fromHeaders: [{name: x-jwt}]", {"x-jwt": ""}, "/", 401, id="empty-header"),
+        pytest.param("fromCookies: [s]", {"cookie": "s="}, "/", 401, id="empty-cookie"),
+    ],
+)
+async def test_present_location_always_yields_a_token(
+    extra: str, headers: dict[str, str], path: str, status: int
+) -> None:
+    """§7.1/§8.1: Envoy's extractor: a present location is a token, even an empty one."""
+    token = RSA.token()
+    filled = {k: v.replace("{t}", token) for k, v in headers.items()}
+    outcome = await _check(ra(rule(extra=extra)) + ALLOW_ALL, request(headers=filled, path=path))
+    assert outcome.status == status
