@@ -99,6 +99,21 @@ def audiences_of(payload: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _sanitise_audience(aud: str) -> str:
+    """jwt_authn compares audiences without an ``http://``/``https://`` scheme or a trailing
+    ``/``, on both sides, because users so often add or forget them."""
+    for scheme in ("http://", "https://"):
+        if aud.startswith(scheme):
+            aud = aud[len(scheme) :]
+            break
+    return aud[:-1] if aud.endswith("/") else aud
+
+
+def audiences_allowed(token_audiences: list[str], allowed: tuple[str, ...]) -> bool:
+    wanted = {_sanitise_audience(a) for a in allowed}
+    return any(_sanitise_audience(a) in wanted for a in token_audiences)
+
+
 def check_algorithm(token: UnverifiedToken) -> None:
     """Envoy rejects an unsupported ``alg`` while parsing, before it even looks at ``iss``."""
     alg = token.header.get("alg")
@@ -129,7 +144,7 @@ def check_claims(token: UnverifiedToken, rule: JWTRule, now: float) -> None:
         raise TokenError(NOT_YET_VALID)
     if exp > 0 and now > exp + CLOCK_SKEW_SECONDS:
         raise TokenError(EXPIRED)
-    if rule.audiences and not set(audiences_of(payload)) & set(rule.audiences):
+    if rule.audiences and not audiences_allowed(audiences_of(payload), rule.audiences):
         raise TokenError(BAD_AUDIENCE, status=403)
 
 

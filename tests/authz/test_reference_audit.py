@@ -1377,9 +1377,14 @@ def _hmac_token(secret: bytes, payload: dict[str, Any]) -> str:
         pytest.param("[api]", "web", 403, id="aud-mismatch-403"),
         pytest.param("[api]", None, 403, id="aud-missing-403"),
         pytest.param("[api, web]", ["web"], 200, id="any-of-audiences"),
+        pytest.param("['https://api.example.com/']", "api.example.com", 200, id="aud-scheme-slash"),
+        pytest.param("[api.example.com]", "http://api.example.com/", 200, id="aud-token-scheme"),
+        pytest.param("['https://api.example.com']", "api.example.com/x", 403, id="aud-path-kept"),
+        pytest.param("[API]", "api", 403, id="aud-case-sensitive"),
     ],
 )
 async def test_audiences(audiences: str, aud: Any, status: int) -> None:
+    # jwt_authn ignores an http(s):// scheme and a trailing slash on either side.
     extra = f"audiences: {audiences}" if audiences else ""
     outcome = await _check(ra(rule(extra=extra)), request(headers=_bearer(RSA.token(aud=aud))))
     assert outcome.status == status
