@@ -74,11 +74,14 @@ class _Check:
 
 
 def _without(found: Match, replaced: set[str]) -> Match | None:
-    """``found`` minus its limits named in ``replaced`` (None when none is left)."""
+    """``found`` minus its limits named in ``replaced`` (None when none is left).
+
+    An unlimited limit is never dropped: the reference sets unlimited descriptors aside before
+    it applies ``replaces`` (their own ``replaces`` still count), so they keep their status."""
     kept = [
         (limit, key)
         for limit, key in zip(found.limits, found.stat_keys, strict=True)
-        if not (limit.name and limit.name in replaced)
+        if limit.unlimited or not (limit.name and limit.name in replaced)
     ]
     if len(kept) == len(found.limits):
         return found
@@ -316,6 +319,8 @@ class RateLimitService:
         quota_total = 0
         quota_over = 0
         for found, status in zip(matches, statuses, strict=True):
+            if found is not None and found.limit.unlimited:
+                continue  # as in the reference, unlimited descriptors take no part in the verdict
             quota = options.quota_mode or (found is not None and found.limit.quota_mode)
             if quota:
                 quota_total += 1

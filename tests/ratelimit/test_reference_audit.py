@@ -623,6 +623,10 @@ descriptors:
     rate_limit: {unit: minute, requests_per_unit: 1, name: two, replaces: [{name: one}]}
   - key: inside
     rate_limit: {unit: minute, requests_per_unit: 1, shadow_mode: true}
+  - key: free
+    rate_limit: {unlimited: true, name: free}
+  - key: takes_free
+    rate_limit: {unit: minute, requests_per_unit: 3, replaces: [{name: free}]}
 """
 
 CASES += [
@@ -644,6 +648,17 @@ CASES += [
                 statuses=[EMPTY, EMPTY, ok(5, "MINUTE", 4, "vip")],
                 counters={key("r_user2", "a", MINUTE_START): 0},
             ),
+        ],
+    ),
+    Case(
+        # The reference sets unlimited descriptors aside before it applies replaces.
+        "1.8 a named unlimited limit is never replaced",
+        REPLACES,
+        [
+            Call(
+                req("r", d(("free", "a")), d(("takes_free", "a"))),
+                statuses=[UNLIMITED, ok(3, "MINUTE", 2)],
+            )
         ],
     ),
     Case(
@@ -695,6 +710,20 @@ CASES += [
                 [ok(1, "MINUTE", 0), ok(1, "MINUTE", 0), over(1, "MINUTE")],
             ),
         ],
+    ),
+    Case(
+        # Unlimited descriptors take no part in the verdict, quota or not.
+        "1.9 QUOTA_MODE=true: an unlimited descriptor does not keep the others from OVER_LIMIT",
+        REPLACES,
+        [
+            Call(req("r", d(("user", "q"))), statuses=[ok(1, "MINUTE", 0, "per_user")]),
+            Call(
+                req("r", d(("user", "q")), d(("free", "q"))),
+                "OVER_LIMIT",
+                [over(1, "MINUTE", "per_user"), UNLIMITED],
+            ),
+        ],
+        options={"quota_mode": True},
     ),
     Case(
         "1.9 QUOTA_MODE=true treats every descriptor as quota mode",
