@@ -16,6 +16,7 @@ import pytest
 
 from meshguard.common.findings import Finding
 from meshguard.registry import default_registry
+from meshguard.webhook import admission
 from tests.webhook.support import make
 
 NS = "shop"
@@ -2094,3 +2095,416 @@ def test_rate_limit_config_shadow_mode_warns() -> None:
         {"domain": "d", "descriptors": [{"key": "k", "rate_limit": LIMIT, "shadow_mode": True}]}
     )
     assert found and not any(f.is_error for f in found)
+
+
+# ---- section 2: the AdmissionReview contract -----------------------------------------------
+
+GOOD_DR = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "DestinationRule",
+    "metadata": {"name": "r", "namespace": NS},
+    "spec": dr(),
+}
+
+
+def review_of(obj: Any, *, version: str = "admission.k8s.io/v1", **request: Any) -> bytes:
+    body = {
+        "uid": "uid-7",
+        "kind": {"group": "networking.istio.io", "version": "v1", "kind": "DestinationRule"},
+        "resource": {
+            "group": "networking.istio.io",
+            "version": "v1",
+            "resource": "destinationrules",
+        },
+        "operation": "CREATE",
+        "namespace": NS,
+        "userInfo": {"username": "alice"},
+        "object": obj,
+        **request,
+    }
+    return json.dumps({"apiVersion": version, "kind": "AdmissionReview", "request": body}).encode()
+
+
+def answer(body: bytes) -> dict[str, Any]:
+    request = admission.parse_review(body)
+    return admission.response(request, admission.decide(request, default_registry()))
+
+
+def with_spec(**spec: Any) -> dict[str, Any]:
+    return {**GOOD_DR, "spec": {**GOOD_DR["spec"], **spec}}
+
+
+def test_allow_echoes_api_version_kind_and_uid() -> None:
+    assert answer(review_of(GOOD_DR)) == {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "uid-7", "allowed": True},
+    }
+
+
+def test_v1beta1_review_is_answered_in_v1beta1() -> None:
+    out = answer(review_of(GOOD_DR, version="admission.k8s.io/v1beta1"))
+    assert out["apiVersion"] == "admission.k8s.io/v1beta1" and out["response"]["uid"] == "uid-7"
+
+
+def test_empty_body_is_an_http_400_not_an_answer() -> None:
+    with pytest.raises(admission.ReviewError) as caught:
+        admission.parse_review(b"")
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
+def test_operations_other_than_create_and_update_are_allowed(operation: str) -> None:
+    out = answer(review_of(None, operation=operation, oldObject=with_spec(host="bad host")))
+    assert out["response"] == {"uid": "uid-7", "allowed": True}
+
+
+def test_update_is_validated() -> None:
+    out = answer(review_of(with_spec(host="bad host"), operation="UPDATE", oldObject=GOOD_DR))
+    assert out["response"]["allowed"] is False
+
+
+def test_undecodable_object_is_denied() -> None:
+    out = answer(review_of("not an object"))["response"]
+    assert out["allowed"] is False and "cannot decode configuration" in out["status"]["message"]
+
+
+@pytest.mark.parametrize("version", ["v1alpha3", "v1beta1", "v1", "v2"])
+def test_schema_is_found_by_group_and_kind_ignoring_version(version: str) -> None:
+    bad = {**with_spec(host="bad host"), "apiVersion": f"networking.istio.io/{version}"}
+    out = answer(review_of(bad))["response"]
+    assert out["allowed"] is False and "spec.host" in out["status"]["message"]
+
+
+def test_wrong_types_are_denied() -> None:
+    out = answer(review_of(with_spec(host=5)))["response"]
+    assert out["allowed"] is False and "spec.host" in out["status"]["message"]
+
+
+def test_unknown_enum_strings_are_denied() -> None:
+    bad = with_spec(trafficPolicy={"loadBalancer": {"simple": "FASTEST"}})
+    out = answer(review_of(bad))["response"]
+    assert out["allowed"] is False
+    assert "spec.trafficPolicy.loadBalancer.simple" in out["status"]["message"]
+
+
+def test_unknown_spec_fields_pass_the_webhook() -> None:
+    assert answer(review_of(with_spec(hostt="typo")))["response"]["allowed"] is True
+
+
+def test_dry_run_annotation_outside_authorization_policy_is_denied() -> None:
+    obj = {
+        **GOOD_DR,
+        "metadata": {**GOOD_DR["metadata"], "annotations": {"istio.io/dry-run": "true"}},
+    }
+    message = answer(review_of(obj))["response"]["status"]["message"]
+    assert "metadata.annotations[istio.io/dry-run]" in message
+
+
+def test_always_reject_annotation_is_denied_also_on_dry_run() -> None:
+    obj = {
+        **GOOD_DR,
+        "metadata": {
+            **GOOD_DR["metadata"],
+            "annotations": {"internal.istio.io/webhook-always-reject": "true"},
+        },
+    }
+    for dry_run in (False, True):
+        out = answer(review_of(obj, dryRun=dry_run))["response"]
+        assert out["allowed"] is False and out["status"]["code"] >= 400
+
+
+def test_one_error_message_format() -> None:
+    message = answer(review_of(with_spec(host="bad host")))["response"]["status"]["message"]
+    assert message.startswith("configuration is invalid: spec.host: ")
+
+
+def test_several_errors_and_dropped_warnings() -> None:
+    bad = with_spec(
+        host="bad host",
+        exportTo=["*", "."],
+        trafficPolicy={"outlierDetection": {"consecutiveErrors": 5}},
+    )
+    out = answer(review_of(bad))["response"]
+    assert out["allowed"] is False and "warnings" not in out
+    message = out["status"]["message"]
+    assert message.startswith("configuration is invalid: 2 errors occurred:")
+    assert "\n\t* spec.host: " in message and "\n\t* spec.exportTo: " in message
+
+
+def test_unexpected_top_level_keys_are_denied() -> None:
+    out = answer(review_of({**GOOD_DR, "extra": {}}))["response"]
+    assert out["allowed"] is False and "extra" in out["status"]["message"]
+
+
+def test_status_is_admitted() -> None:
+    assert answer(review_of({**GOOD_DR, "status": {}}))["response"]["allowed"] is True
+
+
+def test_warnings_one_string_each_on_allow() -> None:
+    warned = with_spec(
+        trafficPolicy={
+            "outlierDetection": {"consecutiveErrors": 5},
+            "loadBalancer": {"consistentHash": {"useSourceIp": True, "minimumRingSize": 8}},
+        }
+    )
+    out = answer(review_of(warned))["response"]
+    assert out["allowed"] is True
+    assert len(out["warnings"]) == 2
+    assert out["warnings"][0].startswith("spec.trafficPolicy.")
+
+
+def test_dry_run_gets_the_same_verdict() -> None:
+    for obj in (GOOD_DR, with_spec(host="bad host")):
+        assert answer(review_of(obj, dryRun=True)) == answer(review_of(obj))
+
+
+def test_denial_code_is_at_least_400() -> None:
+    status = answer(review_of(with_spec(host="bad host")))["response"]["status"]
+    assert status["code"] >= 400
+
+
+# ---- section 4.1: VirtualService -----------------------------------------------------------
+
+ROUTE = [{"destination": {"host": "reviews"}}]
+VIRTUAL_SERVICE = [
+    deny("VirtualService", {"hosts": ["reviews"]}, "spec"),
+    deny("VirtualService", vs(hosts=["bad_host"]), "spec.hosts[0]"),
+    deny("VirtualService", vs(hosts=["*"]), "spec.hosts[0]"),
+    deny("VirtualService", vs(hosts=["*"], gateways=["edge", "mesh"]), "spec.hosts[0]"),
+    allow("VirtualService", vs(hosts=["*"], gateways=["edge"])),
+    deny("VirtualService", vs(hosts=["*.a.com", "b.a.com"]), "spec.hosts[1]"),
+    deny("VirtualService", vs(hosts=["a.com", "a.com"]), "spec.hosts[1]"),
+    deny("VirtualService", {"gateways": ["edge"], "http": [{"route": ROUTE}]}, "spec.gateways"),
+    allow("VirtualService", vs(gateways=["prod/edge", "mesh"])),
+    warn("VirtualService", vs(gateways=["edge.prod"]), "spec.gateways[0]"),
+    deny("VirtualService", vs(gateways=["Prod_1/edge"]), "spec.gateways[0]"),
+    deny("VirtualService", vs(http=[{}]), "spec.http[0]"),
+    deny("VirtualService", vs_http(redirect={"uri": "/x"}), "spec.http[0].redirect"),
+    deny(
+        "VirtualService",
+        vs(
+            http=[
+                {
+                    "redirect": {"uri": "/x"},
+                    "fault": {"abort": {"httpStatus": 503, "percentage": {"value": 10}}},
+                }
+            ]
+        ),
+        "spec.http[0].redirect",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"directResponse": {"status": 200}, "route": ROUTE}]),
+        "spec.http[0].route",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"delegate": {"name": "d"}, "route": ROUTE}]),
+        "spec.http[0].route",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(mirror={"host": "m"}, mirrors=[{"destination": {"host": "m"}}]),
+        "spec.http[0].mirrors",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(mirrorPercentage={"value": 101}),
+        "spec.http[0].mirrorPercentage.value",
+    ),
+    deny("VirtualService", vs_http(match=[{"port": 70000}]), "spec.http[0].match[0].port"),
+    deny(
+        "VirtualService",
+        vs_http(match=[{"sourceNamespace": "Bad_NS"}]),
+        "spec.http[0].match[0].sourceNamespace",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"route": [{"destination": {}}]}]),
+        "spec.http[0].route[0].destination.host",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"route": [{"destination": {"host": "*"}}]}]),
+        "spec.http[0].route[0].destination.host",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"route": [{"destination": {"host": "ns/reviews"}}]}]),
+        "spec.http[0].route[0].destination.host",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"route": [{"destination": {"host": "r", "subset": "V_1"}}]}]),
+        "spec.http[0].route[0].destination.subset",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"route": [{"destination": {"host": "r", "port": {"number": 0}}}]}]),
+        "spec.http[0].route[0].destination.port.number",
+    ),
+    deny(
+        "VirtualService",
+        vs(
+            http=[
+                {
+                    "route": [
+                        {"destination": {"host": "a"}, "weight": -1},
+                        {"destination": {"host": "b"}, "weight": 1},
+                    ]
+                }
+            ]
+        ),
+        "spec.http[0].route[0].weight",
+    ),
+    deny(
+        "VirtualService",
+        vs(
+            http=[
+                {
+                    "route": [
+                        {"destination": {"host": "a"}, "weight": 0},
+                        {"destination": {"host": "b"}, "weight": 0},
+                    ]
+                }
+            ]
+        ),
+        "spec.http[0].route",
+    ),
+    deny("VirtualService", vs_http(retries={"attempts": -1}), "spec.http[0].retries.attempts"),
+    deny(
+        "VirtualService",
+        vs_http(retries={"attempts": 0, "perTryTimeout": "1s"}),
+        "spec.http[0].retries.perTryTimeout",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(retries={"attempts": 3, "retryOn": "5xx,sometimes"}),
+        "spec.http[0].retries.retryOn",
+    ),
+    allow(
+        "VirtualService",
+        vs_http(
+            retries={"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,reset,503,unavailable"}
+        ),
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"redirect": {"uri": "/a", "redirectCode": 200}}]),
+        "spec.http[0].redirect.redirectCode",
+    ),
+    deny(
+        "VirtualService", vs(http=[{"redirect": {"scheme": "ftp"}}]), "spec.http[0].redirect.scheme"
+    ),
+    deny("VirtualService", vs(http=[{"redirect": {}}]), "spec.http[0].redirect"),
+    deny(
+        "VirtualService",
+        vs(http=[{"match": [{"uri": {"exact": "/a"}}], "redirect": {"prefixRewrite": "/b"}}]),
+        "spec.http[0].redirect.prefixRewrite",
+    ),
+    deny("VirtualService", vs_http(rewrite={}), "spec.http[0].rewrite"),
+    deny(
+        "VirtualService",
+        vs_http(rewrite={"authority": "a"}, headers={"request": {"set": {"host": "b"}}}),
+        "spec.http[0].headers",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"directResponse": {"status": 700}}]),
+        "spec.http[0].directResponse.status",
+    ),
+    warn(
+        "VirtualService",
+        vs(http=[{"directResponse": {"status": 200, "body": {"string": "x" * 200_000}}}]),
+        "spec.http[0].directResponse.body",
+    ),
+    deny(
+        "VirtualService",
+        vs(http=[{"directResponse": {"status": 200, "body": {"string": "x" * 1_100_000}}}]),
+        "spec.http[0].directResponse.body",
+    ),
+    deny("VirtualService", vs_http(fault={}), "spec.http[0].fault"),
+    deny(
+        "VirtualService",
+        vs_http(fault={"abort": {"httpStatus": 100}}),
+        "spec.http[0].fault.abort.httpStatus",
+    ),
+    deny(
+        "VirtualService",
+        vs_http(fault={"abort": {"grpcStatus": "NOPE"}}),
+        "spec.http[0].fault.abort.grpcStatus",
+    ),
+    allow("VirtualService", vs_http(fault={"abort": {"grpcStatus": "UNAVAILABLE"}})),
+    deny(
+        "VirtualService",
+        vs_http(corsPolicy={"allowMethods": ["FETCH"]}),
+        "spec.http[0].corsPolicy.allowMethods[0]",
+    ),
+    deny(
+        "VirtualService", vs_http(corsPolicy={"maxAge": "1500ms"}), "spec.http[0].corsPolicy.maxAge"
+    ),
+    deny(
+        "VirtualService",
+        {"hosts": ["a.example.com"], "tls": [{"route": ROUTE}]},
+        "spec.tls[0].match",
+    ),
+    deny(
+        "VirtualService",
+        {
+            "hosts": ["a.example.com"],
+            "tls": [{"match": [{"sniHosts": ["b.example.com"]}], "route": ROUTE}],
+        },
+        "spec.tls[0].match[0].sniHosts[0]",
+    ),
+    deny("VirtualService", {"hosts": ["a.example.com"], "tcp": [{}]}, "spec.tcp[0].route"),
+    deny(
+        "VirtualService",
+        {
+            "hosts": ["a.example.com"],
+            "tcp": [{"match": [{"destinationSubnets": ["10.0.0.0/33"]}], "route": ROUTE}],
+        },
+        "spec.tcp[0].match[0].destinationSubnets[0]",
+    ),
+    warn("VirtualService", vs(http=[{"route": ROUTE}, {"route": ROUTE}]), "spec.http[1]"),
+]
+
+
+@pytest.mark.parametrize("row", VIRTUAL_SERVICE, ids=ids(VIRTUAL_SERVICE))
+def test_virtual_service(row: Row) -> None:
+    assert_row(row)
+
+
+VIRTUAL_SERVICE_DISCREPANCIES = [
+    pytest.param(
+        deny(
+            "VirtualService",
+            vs_http(rewrite={"uriRegexRewrite": {"match": "(?=a)", "rewrite": "b"}}),
+            "spec.http[0].rewrite.uriRegexRewrite.match",
+        ),
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="virtualservice.py reports an invalid uriRegexRewrite regex at "
+            "...uriRegexRewrite.regex, a field that does not exist (the field is match)",
+        ),
+        id="uriRegexRewrite-match-path",
+    ),
+    pytest.param(
+        deny(
+            "VirtualService",
+            vs_http(corsPolicy={"allowOrigins": [{"exact": ""}]}),
+            "spec.http[0].corsPolicy.allowOrigins[0]",
+        ),
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="reference 4.1 corsPolicy: allowOrigins entries must be non-empty; "
+            "virtualservice.py admits {exact: ''}",
+        ),
+        id="corsPolicy-empty-origin",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", VIRTUAL_SERVICE_DISCREPANCIES)
+def test_virtual_service_discrepancies(row: Row) -> None:
+    assert_row(row)
