@@ -29,6 +29,7 @@ from meshguard.webhook.primitives import (
     check_percent,
     duration_error,
     port_error,
+    regex_error,
 )
 
 MESH = "mesh"
@@ -321,14 +322,9 @@ class _VirtualService:
             if regex_rewrite.text("match") is None or regex_rewrite.text("rewrite") is None:
                 regex_rewrite.error("", "uriRegexRewrite needs both match and rewrite")
             else:
-                check_string_match(
-                    Node(
-                        {"regex": regex_rewrite.data["match"]},
-                        regex_rewrite.path,
-                        regex_rewrite.report,
-                    ),
-                    allow_empty_prefix=True,
-                )
+                problem = regex_error(regex_rewrite.data["match"])
+                if problem:
+                    regex_rewrite.error("match", problem)
 
     @staticmethod
     def _check_direct_response(response: Node | None) -> None:
@@ -379,6 +375,9 @@ class _VirtualService:
         for _, origin in cors.children("allowOrigins"):
             if not origin.keys():
                 origin.error("", "allowOrigins entries must set exact, prefix or regex")
+            for kind in ("exact", "prefix", "regex"):
+                if origin.text(kind) == "":
+                    origin.error("", f"{kind!r} in allowOrigins must not be empty")
             check_string_match(origin, allow_empty_prefix=False)
         for path, method in cors.strings("allowMethods"):
             if method not in CORS_METHODS:

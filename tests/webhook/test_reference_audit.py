@@ -2482,11 +2482,6 @@ VIRTUAL_SERVICE_DISCREPANCIES = [
             vs_http(rewrite={"uriRegexRewrite": {"match": "(?=a)", "rewrite": "b"}}),
             "spec.http[0].rewrite.uriRegexRewrite.match",
         ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="virtualservice.py reports an invalid uriRegexRewrite regex at "
-            "...uriRegexRewrite.regex, a field that does not exist (the field is match)",
-        ),
         id="uriRegexRewrite-match-path",
     ),
     pytest.param(
@@ -2494,11 +2489,6 @@ VIRTUAL_SERVICE_DISCREPANCIES = [
             "VirtualService",
             vs_http(corsPolicy={"allowOrigins": [{"exact": ""}]}),
             "spec.http[0].corsPolicy.allowOrigins[0]",
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="reference 4.1 corsPolicy: allowOrigins entries must be non-empty; "
-            "virtualservice.py admits {exact: ''}",
         ),
         id="corsPolicy-empty-origin",
     ),

@@ -71,7 +71,7 @@ def vs(http: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
                     }
                 ]
             ),
-            "spec.http[0].rewrite.uriRegexRewrite.regex",
+            "spec.http[0].rewrite.uriRegexRewrite.match",
         ),
         (vs([{"directResponse": {"status": 700}}]), "spec.http[0].directResponse.status"),
         (
