@@ -2085,16 +2085,22 @@ def test_rate_limit_config_valid() -> None:
     assert ratelimit({"domain": "d", "descriptors": [{"key": "k", "rate_limit": LIMIT}]}) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reference 4.10: advisory findings (shadow_mode left on) should be warnings; the "
-    "ratelimit validator (services/ratelimit/validation.py, not ours) returns errors only",
-)
 def test_rate_limit_config_shadow_mode_warns() -> None:
     found = ratelimit(
         {"domain": "d", "descriptors": [{"key": "k", "rate_limit": LIMIT, "shadow_mode": True}]}
     )
-    assert found and not any(f.is_error for f in found)
+    assert [(f.path, f.is_error) for f in found] == [("spec.descriptors[0].shadow_mode", False)]
+
+
+def test_rate_limit_config_allow_list_entry_is_no_mistake() -> None:
+    """A value without a limit exempts itself from a key-only default: no warning."""
+    found = ratelimit(
+        {
+            "domain": "d",
+            "descriptors": [{"key": "user", "rate_limit": LIMIT}, {"key": "user", "value": "ops"}],
+        }
+    )
+    assert found == []
 
 
 # ---- section 2: the AdmissionReview contract -----------------------------------------------
