@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshguard.authz import eventloop, explain, loader, settings
+from meshguard.authz import explain, loader, settings
 from meshguard.authz.attributes import HttpRequest
 from meshguard.authz.authn import Authenticator, AuthnResult
 from meshguard.authz.checkrequest import InvalidRequest
@@ -17,7 +17,7 @@ from meshguard.authz.jwks import JwksCache
 from meshguard.authz.keys import KeySet
 from meshguard.authz.model import JWTRule, RequestAuthentication
 from meshguard.authz.runtime import build_runtime
-from meshguard.common import logs
+from meshguard.common import eventloop, logs
 from meshguard.common.findings import FindingsError
 from meshguard.common.resources import load_paths, parse_documents
 from meshguard.common.settings import repeated
@@ -55,8 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         for finding in exc.findings:
             print(finding, file=sys.stderr)
         return 1
-    with asyncio.Runner(loop_factory=eventloop.loop_factory(options.event_loop)) as runner:
-        runner.run(runtime.run())
+    eventloop.run(runtime.run(), options.event_loop)
     return 0
 
 

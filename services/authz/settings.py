@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from meshguard.authz import eventloop
+from meshguard.common import eventloop
 from meshguard.common.settings import add_flag, fraction, repeated
 
 
@@ -29,12 +29,6 @@ class AuthzSettings:
 
 
 GRPC_SERVERS = ("lean", "grpcio")
-
-
-def _event_loop(text: str) -> str:
-    if text not in eventloop.CHOICES:
-        raise ValueError(f"event loop must be one of {', '.join(eventloop.CHOICES)}, got {text}")
-    return text
 
 
 def _grpc_server(text: str) -> str:
@@ -92,13 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1200.0,
         help="seconds between jwksUri refreshes",
     )
-    add_flag(
-        parser,
-        "--event-loop",
-        default="auto",
-        type=_event_loop,
-        help="asyncio event loop: uvloop when installed (auto), or force one",
-    )
+    eventloop.add_flag(parser)
     add_flag(
         parser,
         "--grpc-server",

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from typing import Any
 
 from prometheus_client import REGISTRY
 
-from meshguard.common import logs
+from meshguard.common import eventloop, logs
 from meshguard.common.configstore import ConfigStore
 from meshguard.common.findings import FindingsError
 from meshguard.common.server import ServiceRuntime
@@ -82,7 +81,7 @@ def serve(args: argparse.Namespace) -> int:
     if not settings.config_paths:
         print("meshguard ratelimit serve: --config is required", file=sys.stderr)
         return 2
-    return asyncio.run(run(settings))
+    return eventloop.run(run(settings), settings.event_loop)
 
 
 Store = MemoryStore | LeanRedisStore | RedisPyStore

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from meshguard.common import eventloop
 from meshguard.common.settings import add_flag, repeated
 from meshguard.ratelimit.config import CompileOptions
 from meshguard.ratelimit.limiter import cache_entries
@@ -61,6 +62,7 @@ class RateLimitSettings:
     grpc_server: str  # "lean" (meshguard.common.leangrpc) or "grpcio" (grpc.aio, reflection)
     memory_max_keys: int
     log_level: str
+    event_loop: str
 
 
 def add_arguments(
@@ -202,6 +204,7 @@ def add_arguments(
     )
     flag("--memory-max-keys", type=int, default=1_000_000, help="memory backend table size")
     flag("--log-level", default="info", env_aliases=["LOG_LEVEL"], help="log level")
+    eventloop.add_flag(parser)
 
 
 def reference_config_paths(environ: Mapping[str, str]) -> list[str]:
@@ -279,4 +282,5 @@ def from_args(
         grpc_server=args.grpc_server,
         memory_max_keys=args.memory_max_keys,
         log_level=args.log_level,
+        event_loop=args.event_loop,
     )

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import uvloop
 
-from meshguard.authz.eventloop import loop_factory
+from meshguard.common.eventloop import loop_factory
 
 
 def test_asyncio_means_the_standard_loop() -> None:
