@@ -346,3 +346,19 @@ def finish_args(args: argparse.Namespace) -> argparse.Namespace:
     if args.write is None:
         args.write = not args.quick
     return args
+
+
+def ratio_lines(
+    rps: Mapping[int, Mapping[str, float]], pairs: Sequence[tuple[str, str]]
+) -> list[str]:
+    """``- 16 connections: c/e = 1.32, ...`` for each concurrency; pairs with a missing side
+    (a variant not run) are left out."""
+    lines = []
+    for conns, by_variant in rps.items():
+        parts = [
+            f"{n}/{d} = {by_variant[n] / by_variant[d]:.2f}"
+            for n, d in pairs
+            if n in by_variant and d in by_variant
+        ]
+        lines.append(f"- {conns} connections: " + ", ".join(parts))
+    return lines

@@ -315,15 +315,15 @@ def report(
          "errors / non-OK"],
         fixed_rows,
     )  # fmt: skip
-    ratios = []
-    for conns in args.connections:
-        rps = {v: _median_of(closed[(v, conns)]).load.rps for v in VARIANTS if (v, conns) in closed}
-        parts = [
-            f"{n}/{d} = {rps[n] / rps[d]:.2f}"
-            for n, d in (("c", "e"), ("d", "e"), ("c", "b"), ("d", "b"))
-            if n in rps and d in rps
-        ]
-        ratios.append(f"- {conns} connections: " + ", ".join(parts))
+    ratios = harness.ratio_lines(
+        {
+            conns: {
+                v: _median_of(closed[(v, conns)]).load.rps for v in VARIANTS if (v, conns) in closed
+            }
+            for conns in args.connections
+        },
+        (("c", "e"), ("d", "e"), ("c", "b"), ("d", "b")),
+    )
     return "\n".join([
         "## authz: Envoy ext_authz (meshguard) vs. native filters and a do-nothing server",
         "",

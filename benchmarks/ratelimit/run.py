@@ -407,15 +407,15 @@ def report(
             for m in (_median_of(runs) for _, runs in sorted(fixed.items()))
         ],
     )  # fmt: skip
-    ratios = []
-    for conns in args.connections:
-        rps = {v: _median_of(closed[(v, conns)]).load.rps for v in VARIANTS if (v, conns) in closed}
-        parts = [
-            f"{n}/{d} = {rps[n] / rps[d]:.2f}"
-            for n, d in (("c", "a"), ("d", "a"), ("c", "b"), ("c", "d"))
-            if n in rps and d in rps
-        ]
-        ratios.append(f"- {conns} connections: " + ", ".join(parts))
+    ratios = harness.ratio_lines(
+        {
+            conns: {
+                v: _median_of(closed[(v, conns)]).load.rps for v in VARIANTS if (v, conns) in closed
+            }
+            for conns in args.connections
+        },
+        (("c", "a"), ("d", "a"), ("c", "b"), ("c", "d")),
+    )
     return "\n".join([
         "## ratelimit: Envoy rate-limit filter with meshguard vs. Envoy alone and local_ratelimit",
         "",

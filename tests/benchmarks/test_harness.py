@@ -57,3 +57,11 @@ async def test_fixed_rate_offers_the_rate_and_counts_statuses() -> None:
     assert ok.requests == 100 and ok.non_2xx == 0 and ok.errors == 0
     assert limited.requests == 50 and limited.non_2xx == 50
     assert ok.seconds >= 0.45, "an open-loop client keeps to the schedule"
+
+
+def test_ratio_lines_skip_variants_not_run() -> None:
+    lines = harness.ratio_lines(
+        {16: {"c": 300.0, "e": 200.0}, 64: {"c": 100.0, "e": 50.0, "b": 400.0}},
+        (("c", "e"), ("c", "b")),
+    )
+    assert lines == ["- 16 connections: c/e = 1.50", "- 64 connections: c/e = 2.00, c/b = 0.25"]
