@@ -14,9 +14,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from meshguard.common.findings import Finding, FindingsError
+from meshguard.common.findings import Finding, FindingsError, Severity
 from meshguard.common.resources import from_dict
 from meshguard.common.validation import ValidatorRegistry
+from meshguard.webhook.schema import is_unknown_field
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,14 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def decide(request: AdmissionRequest, registry: ValidatorRegistry) -> Verdict:
-    """The verdict for one request; never raises (an internal failure denies: fail closed)."""
+def decide(
+    request: AdmissionRequest, registry: ValidatorRegistry, *, reject_unknown_fields: bool = True
+) -> Verdict:
+    """The verdict for one request; never raises (an internal failure denies: fail closed).
+
+    Unknown fields deny by default: users asked for typo detection at ``kubectl apply``, and
+    that is what strict field validation in the API server does too. Without it they are
+    warnings, Istio's own lenient decoding."""
     if request.operation not in CHECKED_OPERATIONS:
         return Verdict(allowed=True)
     obj = request.object
@@ -118,6 +125,11 @@ def decide(request: AdmissionRequest, registry: ValidatorRegistry) -> Verdict:
         log.exception("validator failed", extra={"kind": resource.kind, "uid": request.uid})
         return Verdict(False, f"internal error validating {resource.kind}; see webhook logs",
                        INTERNAL_CODE)  # fmt: skip
+    if reject_unknown_fields:
+        findings = [
+            dataclasses.replace(f, severity=Severity.ERROR) if is_unknown_field(f) else f
+            for f in findings
+        ]
     return _render(findings)
 
 

@@ -4,8 +4,9 @@ Two outputs, because they are used differently:
 
 * structural findings, part of every validator: errors for what Istio's webhook also refuses
   when it decodes ``spec`` (wrong type, unknown enum value, bounds, ``required``, "only one of"),
-  and warnings for unknown fields with their path (typos like ``retry:``). Istio decodes
-  leniently, so an unknown field never denies; it is reported so kubectl prints it;
+  and warnings for unknown fields with their path (typos like ``retry:``). Istio's webhook
+  decodes leniently; ours refuses them by default (:func:`is_unknown_field`, see
+  ``--reject-unknown-fields``), as kubectl's strict field validation would;
 * CEL rule failures: the API server's own messages, reported offline by ``analyze`` (the
   validators implement the same rules with their own messages).
 
@@ -38,6 +39,13 @@ _CONSTRAINT_KEYS = frozenset(
 )  # fmt: skip
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+
+UNKNOWN_FIELD = "unknown field "
+
+
+def is_unknown_field(finding: Finding) -> bool:
+    """A field the CRD schema does not know (a typo such as ``retry:`` for ``retries:``)."""
+    return finding.message.startswith(UNKNOWN_FIELD)
 
 
 class CrdSchemas:
@@ -349,7 +357,7 @@ class _Walk:
                     continue
                 self.value(child, extra, f"{path}[{key}]")
             elif self.unknown and node.closed and properties is not None:
-                message = f"unknown field {key!r}{_suggest(key, properties)}"
+                message = f"{UNKNOWN_FIELD}{key!r}{_suggest(key, properties)}"
                 self.out.append(warning(field(path, str(key)), message))
 
     def _mistyped(self, value: Any, node: _Node, path: str) -> None:

@@ -43,11 +43,17 @@ class Reviews:
     """``/validate`` from content type and body to (status, JSON bytes)."""
 
     def __init__(
-        self, registry: ValidatorRegistry, max_body_bytes: int, decisions: DecisionLog
+        self,
+        registry: ValidatorRegistry,
+        max_body_bytes: int,
+        decisions: DecisionLog,
+        *,
+        reject_unknown_fields: bool = True,
     ) -> None:
         self.registry = registry
         self.max_body_bytes = max_body_bytes
         self.decisions = decisions
+        self.reject_unknown_fields = reject_unknown_fields
 
     def validate(self, content_type: str, body: bytes) -> tuple[int, bytes]:
         started = time.perf_counter()
@@ -61,7 +67,9 @@ class Reviews:
         except admission.ReviewError as exc:
             metrics.BAD_REVIEWS.labels(str(exc.status)).inc()
             return exc.status, error_body(exc.reason)
-        verdict = admission.decide(review, self.registry)
+        verdict = admission.decide(
+            review, self.registry, reject_unknown_fields=self.reject_unknown_fields
+        )
         answer = admission.encode_response(review, verdict)
         self.decisions.record(review, verdict, time.perf_counter() - started)
         return 200, answer
@@ -147,7 +155,12 @@ def build_runtime(
     decisions = DecisionLog(
         allow_rate=settings.log_allow_sample, deny_rate=settings.log_deny_sample
     )
-    reviews = Reviews(registry, settings.max_body_bytes, decisions)
+    reviews = Reviews(
+        registry,
+        settings.max_body_bytes,
+        decisions,
+        reject_unknown_fields=settings.reject_unknown_fields,
+    )
     runtime.add_http_server(
         WebhookHttp(reviews, injection).server(settings.host, settings.port, tls)
     )

@@ -23,6 +23,7 @@ class WebhookSettings:
     log_level: str
     log_allow_sample: float = 0.0
     log_deny_sample: float = 1.0
+    reject_unknown_fields: bool = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              help="share of allowed reviews logged at info (all of them at debug)")  # fmt: skip
     add_flag(parser, "--log-deny-sample", type=fraction, default=1.0,
              help="share of denied reviews logged at info (all of them at debug)")  # fmt: skip
+    add_flag(parser, "--reject-unknown-fields", boolean=True, default=True,
+             help="deny fields the CRD schema does not know; off: warn, as Istio")  # fmt: skip
 
 
 def from_args(args: argparse.Namespace) -> WebhookSettings:
@@ -57,4 +60,5 @@ def from_args(args: argparse.Namespace) -> WebhookSettings:
         log_level=args.log_level,
         log_allow_sample=args.log_allow_sample,
         log_deny_sample=args.log_deny_sample,
+        reject_unknown_fields=args.reject_unknown_fields,
     )

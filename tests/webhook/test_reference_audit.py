@@ -2194,8 +2194,18 @@ def test_unknown_enum_strings_are_denied() -> None:
     assert "spec.trafficPolicy.loadBalancer.simple" in out["status"]["message"]
 
 
-def test_unknown_spec_fields_pass_the_webhook() -> None:
-    assert answer(review_of(with_spec(hostt="typo")))["response"]["allowed"] is True
+def test_unknown_spec_fields_are_denied_by_default_and_named() -> None:
+    response = answer(review_of(with_spec(hostt="typo")))["response"]
+    assert response["allowed"] is False
+    assert "spec.hostt: unknown field 'hostt'" in response["status"]["message"]
+
+
+def test_unknown_spec_fields_only_warn_with_istios_lenient_decoding() -> None:
+    request = admission.parse_review(review_of(with_spec(hostt="typo")))
+    verdict = admission.decide(request, default_registry(), reject_unknown_fields=False)
+    response = admission.response(request, verdict)["response"]
+    assert response["allowed"] is True
+    assert any("unknown field 'hostt'" in w for w in response["warnings"])
 
 
 def test_dry_run_annotation_outside_authorization_policy_is_denied() -> None:
