@@ -12,6 +12,7 @@ recently touched first), and run the same step functions the Redis scripts mirro
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,6 +33,8 @@ class MemoryStore:
         self._counts: dict[str, int] = {}
         self._deadline: dict[str, float] = {}
         self._queues: dict[int, dict[str, None]] = {}  # ttl -> keys in touch order
+        # No queue front expires before this: the next sweep waits for it.
+        self._next_sweep = math.inf
         self._states: dict[str, tuple[int, Any]] = {}  # key -> (deadline µs, state), touch order
 
     def __len__(self) -> int:
@@ -43,7 +46,8 @@ class MemoryStore:
     def increment_now(self, ops: Sequence[Increment]) -> list[int]:
         """Synchronous increment: the whole call is atomic on the event loop."""
         now = self._clock()
-        self._sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         counts, deadlines, queues = self._counts, self._deadline, self._queues
         results: list[int] = []
         for key, addend, ttl in ops:
@@ -52,7 +56,9 @@ class MemoryStore:
             if deadline is None and len(counts) >= self.max_keys:
                 self._evict_one()
             counts[key] = value
-            deadlines[key] = now + ttl
+            expires = deadlines[key] = now + ttl
+            if expires < self._next_sweep:
+                self._next_sweep = expires
             queue = queues.get(ttl)
             if queue is None:
                 queue = queues[ttl] = {}
@@ -103,20 +109,26 @@ class MemoryStore:
         self._counts.clear()
         self._deadline.clear()
         self._queues.clear()
+        self._next_sweep = math.inf
 
     def _sweep(self, now: float) -> None:
+        """Drop up to a batch of expired keys; the next sweep is due when the earliest front
+        left expires (at once if the batch ran out)."""
         budget = _SWEEP_BATCH
+        upcoming = math.inf
         for queue in self._queues.values():
             while queue and budget:
                 key = next(iter(queue))
                 deadline = self._deadline.get(key)
                 if deadline is not None and deadline > now:
+                    upcoming = min(upcoming, deadline)
                     break
                 del queue[key]
                 if deadline is not None:
                     del self._counts[key]
                     del self._deadline[key]
                 budget -= 1
+        self._next_sweep = upcoming if budget else now
 
     def _evict_one(self) -> None:
         fronts = [

@@ -19,6 +19,16 @@ async def test_counts_expire_and_refresh() -> None:
     assert len(store) == 1  # expired keys were swept
 
 
+async def test_a_shorter_ttl_on_a_later_touch_is_swept_on_time() -> None:
+    now = [0.0]
+    store = MemoryStore(clock=lambda: now[0])
+    await store.increment([("long", 1, 1000), ("a", 1, 1000)])
+    await store.increment([("a", 1, 5)])  # same key, now due long before the first deadline
+    now[0] = 10.0
+    await store.increment([("long", 1, 1000)])
+    assert len(store) == 1
+
+
 async def test_bounded_table_drops_the_key_closest_to_expiry() -> None:
     store = MemoryStore(max_keys=2, clock=lambda: 0.0)
     await store.increment([("short", 1, 1), ("long", 1, 100)])
